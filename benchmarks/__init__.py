@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of evtrio against its peers (``make bench``)."""
