@@ -1,0 +1,73 @@
+"""Small private helpers shared across evtrio (Trio keeps its own versions private)."""
+
+from __future__ import annotations
+
+__all__ = ("ConflictDetector", "NoPublicConstructor", "translate_os_errors")
+
+import errno
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import TracebackType
+
+T = TypeVar("T")
+
+_CLOSED_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
+"""What a socket says when we closed it ourselves (another task may still be using it)."""
+
+
+class NoPublicConstructor(type):
+    """A metaclass for classes that only evtrio's factories may build (``cls._create``)."""
+
+    def __call__(cls, *args: object, **kwargs: object) -> Any:
+        raise TypeError(f"{cls.__module__}.{cls.__qualname__} has no public constructor")
+
+    def _create(cls: type[T], *args: object, **kwargs: object) -> T:
+        return super().__call__(*args, **kwargs)  # type: ignore[misc, no-any-return]
+
+
+@final
+class ConflictDetector:
+    """Raise :exc:`trio.BusyResourceError` when two tasks use one direction at once.
+
+    Use as ``with self._send_conflict:`` around the whole of an operation.
+    """
+
+    __slots__ = ("_held", "_message")
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+        self._held = False
+
+    def __enter__(self) -> None:
+        if self._held:
+            raise trio.BusyResourceError(self._message)
+        self._held = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._held = False
+
+
+@contextmanager
+def translate_os_errors(what: str = "connection") -> Iterator[None]:
+    """Turn :exc:`OSError` into Trio's stream errors, at one boundary.
+
+    ``EBADF``/``ENOTSOCK`` mean we closed the socket ourselves:
+    :exc:`trio.ClosedResourceError`. Any other OS error is
+    :exc:`trio.BrokenResourceError`, chained ``from`` the original.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _CLOSED_ERRNOS:
+            raise trio.ClosedResourceError(f"{what} already closed") from None
+        raise trio.BrokenResourceError(f"{what} broken: {exc}") from exc
