@@ -12,9 +12,9 @@ from evtrio._util import ConflictDetector, NoPublicConstructor, translate_os_err
 
 def test_ConflictDetector_refuses_a_second_holder() -> None:
     detector = ConflictDetector("another task is sending")
-    with detector:
-        with pytest.raises(trio.BusyResourceError, match="another task is sending"), detector:
-            pass
+    busy = pytest.raises(trio.BusyResourceError, match="another task is sending")
+    with detector, busy, detector:
+        pass
     with detector:  # released again, even though the inner use failed
         pass
 
