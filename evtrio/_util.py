@@ -43,6 +43,11 @@ class ConflictDetector:
         self._message = message
         self._held = False
 
+    @property
+    def held(self) -> bool:
+        """Whether a task is inside the guarded operation right now."""
+        return self._held
+
     def __enter__(self) -> None:
         if self._held:
             raise trio.BusyResourceError(self._message)
@@ -62,11 +67,14 @@ def translate_os_errors(what: str = "connection") -> Iterator[None]:
     """Turn :exc:`OSError` into Trio's stream errors, at one boundary.
 
     ``EBADF``/``ENOTSOCK`` mean we closed the socket ourselves:
-    :exc:`trio.ClosedResourceError`. Any other OS error is
+    :exc:`trio.ClosedResourceError`. :exc:`BlockingIOError` passes through untouched
+    (the caller waits and retries). Any other OS error is
     :exc:`trio.BrokenResourceError`, chained ``from`` the original.
     """
     try:
         yield
+    except BlockingIOError:
+        raise  # not a failure: the caller waits and tries again
     except OSError as exc:
         if exc.errno in _CLOSED_ERRNOS:
             raise trio.ClosedResourceError(f"{what} already closed") from None

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 __all__ = (
     "BufferFrozenError",
+    "DelimiterNotFoundError",
     "EvtrioError",
     "FileSegmentError",
+    "IncompleteReadError",
     "LineTooLongError",
+    "ReadTimeoutError",
     "ReservationError",
+    "StreamTimeoutError",
+    "WriteBufferFullError",
+    "WriteTimeoutError",
 )
 
 from typing import Literal
@@ -77,3 +83,83 @@ class FileSegmentError(EvtrioError):
         super().__init__(f"file segment at offset {offset} ({expected} bytes): {reason}")
         self.offset = offset
         self.expected = expected
+
+
+class IncompleteReadError(EvtrioError):
+    """The stream ended before the requested number of bytes arrived.
+
+    The bytes that did arrive stay buffered (``stream.input``).
+
+    Attributes:
+      expected: how many bytes were asked for.
+      buffered: how many were buffered when the stream ended.
+    """
+
+    def __init__(self, expected: int, buffered: int) -> None:
+        super().__init__(f"stream ended after {buffered} of {expected} bytes")
+        self.expected = expected
+        self.buffered = buffered
+
+
+class DelimiterNotFoundError(EvtrioError):
+    """No delimiter within the allowed number of bytes. Nothing was consumed.
+
+    Attributes:
+      delimiter: the delimiter searched for.
+      max_bytes: the most bytes allowed before it.
+    """
+
+    def __init__(self, delimiter: bytes, max_bytes: int) -> None:
+        super().__init__(f"no {delimiter!r} within {max_bytes} bytes")
+        self.delimiter = delimiter
+        self.max_bytes = max_bytes
+
+
+class WriteBufferFullError(EvtrioError):
+    """A synchronous write would take the output buffer past its high watermark.
+
+    Nothing was queued.
+
+    Attributes:
+      write_high: the output high watermark.
+      buffered: bytes already queued.
+      size: bytes that were to be added.
+    """
+
+    def __init__(self, write_high: int, buffered: int, size: int) -> None:
+        hint = " (write_high 0 means write-through: use send_all)" if not write_high else ""
+        super().__init__(
+            f"{size} more bytes would exceed write_high={write_high}"
+            f" ({buffered} already queued){hint}"
+        )
+        self.write_high = write_high
+        self.buffered = buffered
+        self.size = size
+
+
+class StreamTimeoutError(EvtrioError):
+    """A stream waited longer than its read or write timeout.
+
+    Attributes:
+      direction: ``"read"`` or ``"write"``.
+      timeout: the timeout, in seconds.
+    """
+
+    def __init__(self, direction: Literal["read", "write"], timeout: float) -> None:
+        super().__init__(f"no progress {direction}ing for {timeout} seconds")
+        self.direction: Literal["read", "write"] = direction
+        self.timeout = timeout
+
+
+class ReadTimeoutError(StreamTimeoutError):
+    """Nothing arrived for ``read_timeout`` seconds while waiting to read."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__("read", timeout)
+
+
+class WriteTimeoutError(StreamTimeoutError):
+    """The transport took nothing for ``write_timeout`` seconds while writing."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__("write", timeout)
