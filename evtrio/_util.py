@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ("ConflictDetector", "NoPublicConstructor", "translate_os_errors")
+__all__ = ("ConflictDetector", "NoPublicConstructor", "stream_error", "translate_os_errors")
 
 import errno
 from contextlib import contextmanager
@@ -62,20 +62,29 @@ class ConflictDetector:
         self._held = False
 
 
-@contextmanager
-def translate_os_errors(what: str = "connection") -> Iterator[None]:
-    """Turn :exc:`OSError` into Trio's stream errors, at one boundary.
+def stream_error(exc: OSError, what: str = "connection") -> Exception:
+    """The Trio stream error for an :exc:`OSError` from a socket call.
 
     ``EBADF``/``ENOTSOCK`` mean we closed the socket ourselves:
-    :exc:`trio.ClosedResourceError`. :exc:`BlockingIOError` passes through untouched
-    (the caller waits and retries). Any other OS error is
-    :exc:`trio.BrokenResourceError`, chained ``from`` the original.
+    :exc:`trio.ClosedResourceError`. Any other OS error is
+    :exc:`trio.BrokenResourceError` (raise it ``from exc``). Hot paths call this from
+    their own ``except OSError``; elsewhere use :func:`translate_os_errors`.
+    """
+    if exc.errno in _CLOSED_ERRNOS:
+        return trio.ClosedResourceError(f"{what} already closed")
+    return trio.BrokenResourceError(f"{what} broken: {exc}")
+
+
+@contextmanager
+def translate_os_errors(what: str = "connection") -> Iterator[None]:
+    """Turn :exc:`OSError` into Trio's stream errors, at one boundary (see
+    :func:`stream_error`). :exc:`BlockingIOError` passes through untouched: the caller
+    waits and retries.
     """
     try:
         yield
     except BlockingIOError:
-        raise  # not a failure: the caller waits and tries again
+        raise
     except OSError as exc:
-        if exc.errno in _CLOSED_ERRNOS:
-            raise trio.ClosedResourceError(f"{what} already closed") from None
-        raise trio.BrokenResourceError(f"{what} broken: {exc}") from exc
+        error = stream_error(exc, what)
+        raise error from (None if isinstance(error, trio.ClosedResourceError) else exc)

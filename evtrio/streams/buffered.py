@@ -55,7 +55,7 @@ from trio.lowlevel import (
 )
 from typing_extensions import override
 
-from .._util import ConflictDetector, translate_os_errors
+from .._util import ConflictDetector, stream_error
 from ..buffer import EOL, Buffer
 from ..errors import (
     DelimiterNotFoundError,
@@ -457,27 +457,22 @@ class BufferedStream(trio.abc.Stream):
                 raise ValueError("max_bytes must be >= 1")
             limit = min(limit, self._read_high)
         with self._receive_conflict:
-            self._check_receivable()
-            await checkpoint_if_cancelled()
-            data = self.input.remove(limit)
-            if data:
+            if self._closed:
+                raise trio.ClosedResourceError("the stream is closed")
+            data_input = self.input
+            if data_input:
+                await checkpoint_if_cancelled()
+                data = data_input.remove(limit)
                 await cancel_shielded_checkpoint()
                 return data
             sock = self._sock
-            if sock is not None and not self._background and not self._eof and not self._paused:
+            if sock is not None and not (self._background or self._eof or self._paused):
                 # The common case on sockets: straight from the kernel, no buffer copy.
-                try:
-                    with translate_os_errors():
-                        data = sock.recv(min(limit, _RECV_SIZE))
-                except BlockingIOError:
-                    pass
-                else:
-                    self._got(data)
-                    await cancel_shielded_checkpoint()
-                    return data
+                return await self._recv_direct(sock, min(limit, _RECV_SIZE))
+            await checkpoint_if_cancelled()
             if not await self._more():
                 return b""
-            return self.input.remove(limit)
+            return data_input.remove(limit)
 
     async def receive_exactly(self, n: int) -> bytes:
         """Return exactly *n* bytes.
@@ -635,7 +630,8 @@ class BufferedStream(trio.abc.Stream):
         that were queued stay queued and keep their order.
         """
         with self._send_conflict:
-            self._check_sendable()
+            if self._closed or self._eof_sent or self._write_error is not None:
+                self._check_sendable()
             await checkpoint_if_cancelled()
             if self._background:
                 await self._queue_background(data)
@@ -644,10 +640,11 @@ class BufferedStream(trio.abc.Stream):
             if sock is not None and not self.output:
                 size = len(data) if type(data) is bytes else memoryview(data).nbytes
                 try:
-                    with translate_os_errors():
-                        sent = sock.send(data)
+                    sent = sock.send(data)
                 except BlockingIOError:
                     sent = 0
+                except OSError as exc:
+                    raise stream_error(exc) from exc
                 self._bytes_written += sent
                 if sent == size:
                     await cancel_shielded_checkpoint()
@@ -1017,8 +1014,9 @@ class BufferedStream(trio.abc.Stream):
     async def _receive_from_transport(self, room: int) -> bytes:
         """Read up to *room* bytes from the transport, waiting as needed; b"" is EOF.
 
-        Always yields at least once. The bytes are accounted (and, in background mode,
-        buffered) before any later checkpoint, so a cancel never loses them.
+        Always yields at least once. If cancelled after bytes arrived, they are in
+        :attr:`input` (and are not returned); in background mode they are buffered
+        here too, so a cancel never loses them.
         """
         await self._wait_while_paused()
         size = min(room, _RECV_SIZE)
@@ -1037,20 +1035,48 @@ class BufferedStream(trio.abc.Stream):
             if self._background and data:
                 self.input.add(data)
             return data
-        waited = False
-        while True:
+        data = await self._recv_direct(sock, size)
+        if self._background and data:
+            self.input.add(data)
+        return data
+
+    async def _recv_direct(self, sock: socket.socket, size: int) -> bytes:
+        """``recv`` up to *size* bytes, waiting for readability as needed.
+
+        One full checkpoint either way: the wait, or a checkpoint after a ``recv`` that
+        found bytes at once. If that checkpoint is cancelled, the bytes go to
+        :attr:`input` first, where the next receive finds them: none is ever lost.
+        """
+        try:
+            data = sock.recv(size)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise stream_error(exc) from exc
+        else:
+            if data:
+                self._bytes_read += len(data)
+            else:
+                self._eof = True
             try:
-                with translate_os_errors():
-                    data = sock.recv(size)
-            except BlockingIOError:
+                await checkpoint()
+            except BaseException:
+                if data:
+                    self.input.add(data)
+                raise
+            return data
+        while True:
+            if self._read_timeout is None:
+                await wait_readable(sock)  # a cancel here takes nothing
+            else:
                 await self._wait_readable(sock)
-                waited = True
-                continue
+            try:
+                data = sock.recv(size)
+            except BlockingIOError:
+                continue  # a spurious wake-up
+            except OSError as exc:
+                raise stream_error(exc) from exc
             self._got(data)
-            if self._background and data:
-                self.input.add(data)
-            if not waited:
-                await cancel_shielded_checkpoint()
             return data
 
     async def _wait_while_paused(self) -> None:
@@ -1153,11 +1179,12 @@ class BufferedStream(trio.abc.Stream):
             return
         while True:
             try:
-                with translate_os_errors():
-                    sent = output.write_to(sock)
+                sent = output.write_to(sock)
             except BlockingIOError:
                 await self._wait_writable(sock)
                 continue
+            except OSError as exc:
+                raise stream_error(exc) from exc
             self._bytes_written += sent
             await cancel_shielded_checkpoint()
             return
