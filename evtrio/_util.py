@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ("ConflictDetector", "NoPublicConstructor", "stream_error", "translate_os_errors")
 
 import errno
+from abc import ABCMeta
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
@@ -20,8 +21,12 @@ _CLOSED_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
 """What a socket says when we closed it ourselves (another task may still be using it)."""
 
 
-class NoPublicConstructor(type):
-    """A metaclass for classes that only evtrio's factories may build (``cls._create``)."""
+class NoPublicConstructor(ABCMeta):
+    """A metaclass for classes that only evtrio's factories may build (``cls._create``).
+
+    It derives from :class:`abc.ABCMeta`, so it combines with Trio's abstract base
+    classes (``trio.abc.Listener``, ``trio.abc.Stream``).
+    """
 
     def __call__(cls, *args: object, **kwargs: object) -> Any:
         raise TypeError(f"{cls.__module__}.{cls.__qualname__} has no public constructor")

@@ -45,3 +45,13 @@ def test_NoPublicConstructor() -> None:
     with pytest.raises(TypeError, match="no public constructor"):
         Made(1)
     assert Made._create(2).value == 2
+
+
+def test_NoPublicConstructor_combines_with_trio_abcs() -> None:
+    class Factory(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
+        async def aclose(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="no public constructor"):
+        Factory()
+    assert isinstance(Factory._create(), trio.abc.AsyncResource)
