@@ -50,11 +50,6 @@ from .streams._socket import wrap_socket
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Sequence
     from socket import AddressFamily
-    from typing import TypeAlias
-
-    Handler: TypeAlias = Callable[[trio.SocketStream], Awaitable[object]]
-    ErrorHook: TypeAlias = Callable[[Exception], object]
-    UnixPath: TypeAlias = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 logger: Final = logging.getLogger("evtrio.listener")
 
@@ -562,7 +557,7 @@ def _remove_stale_socket(path: str | bytes) -> None:
 
 
 async def open_unix_listener(
-    path: UnixPath,
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
     *,
     backlog: int = _DEFAULT_BACKLOG,
     mode: int | None = None,
@@ -683,11 +678,11 @@ class Server(metaclass=NoPublicConstructor):
 
     def __init__(
         self,
-        handler: Handler,
+        handler: Callable[[trio.SocketStream], Awaitable[object]],
         listeners: Sequence[Listener],
         *,
         max_connections: int | None,
-        on_error: ErrorHook | None,
+        on_error: Callable[[Exception], object] | None,
         max_backoff: float,
     ) -> None:
         self._handler = handler
@@ -782,6 +777,10 @@ class Server(metaclass=NoPublicConstructor):
 
         Raises:
           ValueError: *grace* is negative or NaN.
+
+        Called from one of this server's own handlers, it waits for that handler too,
+        so the handler is cancelled when the grace period ends; start it in another task
+        instead (``some_nursery.start_soon(server.shutdown)``).
 
         Cancellation: cancelling this call stops only the waiting: the shutdown goes
         on in the serving task.
@@ -945,13 +944,14 @@ class Server(metaclass=NoPublicConstructor):
         self, stream: trio.SocketStream, scope: trio.CancelScope, token: object | None, peer: str
     ) -> None:
         try:
+            # Outside the scope, so that what is left of an exception group once the scope
+            # has taken out its own Cancelled is caught too.
             with scope:
-                try:
-                    await self._handler(stream)
-                except Exception as exc:
-                    self._handler_errors += 1
-                    logger.error("the handler for %s raised %r", peer, exc, exc_info=exc)
-                    self._report(exc)
+                await self._handler(stream)
+        except Exception as exc:
+            self._handler_errors += 1
+            logger.error("the handler for %s raised %r", peer, exc, exc_info=exc)
+            self._report(exc)
         finally:
             self._handler_scopes.discard(scope)
             await trio.aclose_forcefully(stream)
@@ -976,12 +976,12 @@ def _check_serving_options(max_connections: int | None, max_backoff: float) -> N
 
 
 async def serve_listeners(
-    handler: Handler,
+    handler: Callable[[trio.SocketStream], Awaitable[object]],
     listeners: Iterable[Listener],
     *,
     max_connections: int | None = None,
     handler_nursery: trio.Nursery | None = None,
-    on_error: ErrorHook | None = None,
+    on_error: Callable[[Exception], object] | None = None,
     max_backoff: float = _DEFAULT_MAX_BACKOFF,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -1051,7 +1051,7 @@ async def serve_listeners(
 
 
 async def serve_tcp(
-    handler: Handler,
+    handler: Callable[[trio.SocketStream], Awaitable[object]],
     port: int,
     *,
     host: str | bytes | None = None,
@@ -1059,7 +1059,7 @@ async def serve_tcp(
     reuse_port: bool = False,
     max_connections: int | None = None,
     handler_nursery: trio.Nursery | None = None,
-    on_error: ErrorHook | None = None,
+    on_error: Callable[[Exception], object] | None = None,
     max_backoff: float = _DEFAULT_MAX_BACKOFF,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -1101,14 +1101,14 @@ async def serve_tcp(
 
 
 async def serve_unix(
-    handler: Handler,
-    path: UnixPath,
+    handler: Callable[[trio.SocketStream], Awaitable[object]],
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
     *,
     backlog: int = _DEFAULT_BACKLOG,
     mode: int | None = None,
     max_connections: int | None = None,
     handler_nursery: trio.Nursery | None = None,
-    on_error: ErrorHook | None = None,
+    on_error: Callable[[Exception], object] | None = None,
     max_backoff: float = _DEFAULT_MAX_BACKOFF,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
