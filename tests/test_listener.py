@@ -81,6 +81,20 @@ async def greet_then_wait(stream: trio.SocketStream) -> None:
         pass
 
 
+def stuck_handler() -> tuple[Callable[[trio.SocketStream], Awaitable[None]], trio.Event]:
+    """A handler that greets, then waits until cancelled, and the event it sets then."""
+    cancelled = trio.Event()
+
+    async def stuck(stream: trio.SocketStream) -> None:
+        await stream.send_all(GREETING)
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    return stuck, cancelled
+
+
 async def echo(stream: trio.SocketStream) -> None:
     async for chunk in stream:
         await stream.send_all(chunk)
@@ -604,20 +618,25 @@ async def test_serve_tcp_reports_what_a_cancelled_handler_raised() -> None:
     assert server.statistics().handler_errors == 1
 
 
+async def check_paused_then_resumed(server: Server) -> None:
+    """A paused greeting server leaves a client waiting until it is resumed."""
+    async with await connect(server.port or 0) as client:
+        await settle()
+        assert server.statistics().accepted == 0
+        assert not has_data(client)
+        server.resume()
+        assert not server.paused
+        assert await receive_exactly(client, len(GREETING)) == GREETING
+        assert server.statistics().accepted == 1
+
+
 async def test_serve_tcp_pause_and_resume() -> None:
     with trio.fail_after(TIMEOUT):
         async with serving(greet_then_wait) as server:
             server.pause()
             assert server.paused
             assert server.statistics().paused
-            async with await connect(server.port or 0) as client:
-                await settle()
-                assert server.statistics().accepted == 0
-                assert not has_data(client)
-                server.resume()
-                assert await receive_exactly(client, len(GREETING)) == GREETING
-                assert server.statistics().accepted == 1
-                assert not server.paused
+            await check_paused_then_resumed(server)
 
 
 async def test_serve_listeners_starts_paused_when_its_listeners_are() -> None:
@@ -627,12 +646,7 @@ async def test_serve_listeners_starts_paused_when_its_listeners_are() -> None:
             listener.pause()  # libevent's LEV_OPT_DISABLED
         async with trio.open_nursery() as nursery:
             server = await nursery.start(serve_listeners, greet_then_wait, listeners)
-            async with await connect(server.port or 0) as client:
-                await settle()
-                assert server.statistics().accepted == 0
-                assert not has_data(client)
-                server.resume()
-                assert await receive_exactly(client, len(GREETING)) == GREETING
+            await check_paused_then_resumed(server)
             nursery.cancel_scope.cancel()
         assert all(listener.closed for listener in listeners)
 
@@ -774,15 +788,7 @@ async def test_Server_second_shutdown_shortens_the_grace() -> None:
 
 
 async def test_Server_shutdown_cancels_handlers_in_a_given_nursery() -> None:
-    cancelled = trio.Event()
-
-    async def stuck(stream: trio.SocketStream) -> None:
-        await stream.send_all(GREETING)
-        try:
-            await trio.sleep_forever()
-        finally:
-            cancelled.set()
-
+    stuck, cancelled = stuck_handler()
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as handlers, trio.open_nursery() as nursery:
             server = await nursery.start(
@@ -797,15 +803,7 @@ async def test_Server_shutdown_cancels_handlers_in_a_given_nursery() -> None:
 
 
 async def test_serve_tcp_cancelled_closes_listeners_and_handlers() -> None:
-    cancelled = trio.Event()
-
-    async def stuck(stream: trio.SocketStream) -> None:
-        await stream.send_all(GREETING)
-        try:
-            await trio.sleep_forever()
-        finally:
-            cancelled.set()
-
+    stuck, cancelled = stuck_handler()
     with trio.fail_after(TIMEOUT):
         async with serving(stuck) as server:
             client = await connect(server.port or 0)
