@@ -18,3 +18,12 @@ from .errors import EvtrioError as EvtrioError
 from .errors import FileSegmentError as FileSegmentError
 from .errors import LineTooLongError as LineTooLongError
 from .errors import ReservationError as ReservationError
+from .listener import Listener as Listener
+from .listener import ListenerStatistics as ListenerStatistics
+from .listener import Server as Server
+from .listener import ServerStatistics as ServerStatistics
+from .listener import open_tcp_listeners as open_tcp_listeners
+from .listener import open_unix_listener as open_unix_listener
+from .listener import serve_listeners as serve_listeners
+from .listener import serve_tcp as serve_tcp
+from .listener import serve_unix as serve_unix

@@ -32,3 +32,9 @@ def documented_output(chapter: str, example: str) -> str:
 
 def test_example_buffer_tour_matches_docs() -> None:
     assert run_example("buffer_tour.py") == documented_output("buffer.md", "buffer_tour.py")
+
+
+def test_example_listener_server_matches_docs() -> None:
+    assert run_example("listener_server.py") == documented_output(
+        "listener.md", "listener_server.py"
+    )
