@@ -30,7 +30,6 @@ __all__ = (
     "serve_unix",
 )
 
-import abc
 import errno
 import logging
 import math
@@ -95,10 +94,6 @@ _TRANSIENT_ERRNOS: Final = _errnos(
 errors): retry at once."""
 
 
-class _FactoryBuiltABC(NoPublicConstructor, abc.ABCMeta):
-    """:class:`NoPublicConstructor` for subclasses of Trio's abstract base classes."""
-
-
 def _format_address(family: int, address: Any) -> str:
     """A readable form of a socket address: ``host:port``, ``[v6]:port`` or ``unix:path``."""
     if family == socket.AF_INET6 and isinstance(address, tuple):
@@ -130,7 +125,7 @@ class ListenerStatistics:
 
 
 @final
-class Listener(trio.abc.Listener[trio.SocketStream], metaclass=_FactoryBuiltABC):
+class Listener(trio.abc.Listener[trio.SocketStream], metaclass=NoPublicConstructor):
     """A listening socket that accepts connections as :class:`trio.SocketStream`.
 
     Build one with :func:`open_tcp_listeners`, :func:`open_unix_listener` or
