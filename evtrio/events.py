@@ -24,6 +24,7 @@ __all__ = (
     "EventBase",
     "EventBaseStatistics",
     "EventFeature",
+    "HasFileno",
     "open_event_base",
     "supported_methods",
 )
@@ -115,20 +116,18 @@ _COMPACT_MIN: Final = 64
 _EV_TABLE: Final = tuple(EV(bits) for bits in range(256))
 """``EV(bits)`` for every flag combination, looked up instead of built on hot paths."""
 
-_IO: Final = EV.READ | EV.WRITE | EV.CLOSED
 _KNOWN: Final = EV.TIMEOUT | EV.READ | EV.WRITE | EV.SIGNAL | EV.PERSIST | EV.ET | EV.CLOSED
 _PENDING_KINDS: Final = EV.TIMEOUT | EV.READ | EV.WRITE | EV.SIGNAL | EV.CLOSED
 _FLAG_ORDER: Final = (EV.TIMEOUT, EV.READ, EV.WRITE, EV.SIGNAL, EV.CLOSED, EV.PERSIST, EV.ET)
 
-# Plain ints for the hot paths (IntFlag arithmetic is slow on Python 3.11).
+# Plain ints for the hot paths (IntFlag arithmetic is slow on Python 3.11); the
+# descriptor bits are the backends' own.
 _TIMEOUT: Final = 0x01
-_READ: Final = 0x02
-_WRITE: Final = 0x04
 _SIGNAL: Final = 0x08
 _PERSIST: Final = 0x10
-_ET: Final = 0x20
-_CLOSED: Final = 0x80
-_IO_BITS: Final = _READ | _WRITE | _CLOSED
+_ET: Final = _backends.ET
+_CLOSED: Final = _backends.CLOSED
+_IO_BITS: Final = _backends.READ | _backends.WRITE | _CLOSED
 
 
 class _EventSelf:
@@ -440,6 +439,9 @@ class Event(metaclass=NoPublicConstructor):
             :attr:`~EV.SIGNAL` and :attr:`~EV.TIMEOUT` (default: all). When its timeout
             is pending, :attr:`deadline` says when it fires.
 
+        Returns:
+          ``True`` when pending or active on any of *what*.
+
         Raises:
           EventBaseClosedError: (debug mode only) the base is closed.
         """
@@ -652,6 +654,9 @@ class EventBase(metaclass=NoPublicConstructor):
           args: extra arguments (:data:`EVENT_SELF` stands for the event).
           persist: make it :attr:`EV.PERSIST`: it fires every ``timeout`` seconds.
 
+        Returns:
+          The new, non-pending event.
+
         Raises:
           EventBaseClosedError: the base is closed.
         """
@@ -670,6 +675,9 @@ class EventBase(metaclass=NoPublicConstructor):
           signum: the signal number.
           callback: called as ``callback(signum, EV.SIGNAL, *args)``.
           args: extra arguments (:data:`EVENT_SELF` stands for the event).
+
+        Returns:
+          The new, non-pending event; :meth:`Event.add` starts watching the signal.
 
         Raises:
           EventBaseClosedError: the base is closed.
@@ -1566,9 +1574,14 @@ async def open_event_base(
       debug: check every use of the base's events: using an event after its base
         closed, or handing a base an event of another base, raises a typed error.
 
+    Returns:
+      An async context manager whose value is the open :class:`EventBase`.
+
     Raises:
       EventMethodError: no supported method is left, or none has the features.
       ValueError: a bad number of priorities, or an unknown method name.
+
+    Cancellation: leaving the block closes the base even when it is cancelled.
     """
     if not 1 <= priorities <= MAX_PRIORITIES:
         raise ValueError(f"priorities must be between 1 and {MAX_PRIORITIES}, not {priorities}")

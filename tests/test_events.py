@@ -38,7 +38,7 @@ from evtrio import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
 ALL_METHODS = ("epoll", "kqueue", "poll", "select")
 METHODS = supported_methods()
@@ -94,6 +94,16 @@ class Recorder:
     @property
     def times(self) -> list[float]:
         return [at for _, _, at in self.calls]
+
+
+def active_timers(
+    base: EventBase, first: Callable[[int, EV], object], record: Recorder, *names: str
+) -> list[Event]:
+    """Timers activated in order: one running *first*, then one recording each name."""
+    events = [base.new_timer(first)] + [base.new_timer(record, name) for name in names]
+    for event in events:
+        event.activate(EV.TIMEOUT)
+    return events
 
 
 # -- methods, features, configuration -------------------------------------------------
@@ -549,10 +559,8 @@ async def test_EventBase_loopexit_finishes_the_round(method: str) -> None:
             record(fd, what, "first")
             base.loopexit()
 
-        events = [base.new_timer(first)] + [base.new_timer(record, f"e{i}") for i in range(3)]
+        active_timers(base, first, record, "e0", "e1", "e2")
         later = base.new_timer(record, "next round")
-        for event in events:
-            event.activate(EV.TIMEOUT)
         base.new_timer(lambda fd, what: later.activate(EV.TIMEOUT)).activate(EV.TIMEOUT)
         assert await base.dispatch() is False
         assert record.names == ["first", "e0", "e1", "e2"]  # the whole round ran
@@ -572,9 +580,7 @@ async def test_EventBase_loopbreak_stops_after_the_running_callback(method: str)
             record(fd, what, "first")
             base.loopbreak()
 
-        events = [base.new_timer(first)] + [base.new_timer(record, f"e{i}") for i in range(3)]
-        for event in events:
-            event.activate(EV.TIMEOUT)
+        events = active_timers(base, first, record, "e0", "e1", "e2")
         assert await base.dispatch() is False
         assert record.names == ["first"]
         assert base.got_break
@@ -690,9 +696,7 @@ async def test_EventBase_loopcontinue(method: str) -> None:
             record(fd, what, "first")
             base.loopcontinue()
 
-        events = [base.new_timer(first), base.new_timer(record, "second")]
-        for event in events:
-            event.activate(EV.TIMEOUT)
+        active_timers(base, first, record, "second")
         rounds = base.statistics().rounds
         await base.dispatch()
         assert record.names == ["first", "second"]
@@ -774,9 +778,7 @@ async def test_EventBase_cancelled_loop_keeps_activations(method: str) -> None:
             record(fd, what, "blocking")
             await trio.sleep_forever()
 
-        events = [base.new_timer(blocking)] + [base.new_timer(record, f"e{i}") for i in range(2)]
-        for event in events:
-            event.activate(EV.TIMEOUT)
+        events = active_timers(base, blocking, record, "e0", "e1")
         with trio.move_on_after(0.01) as scope:
             await base.dispatch()
         assert scope.cancelled_caught
@@ -794,9 +796,7 @@ async def test_EventBase_callback_error_stops_the_loop(method: str) -> None:
         def broken(fd: int, what: EV) -> None:
             raise RuntimeError("callback failed")
 
-        events = [base.new_timer(broken), base.new_timer(record, "after")]
-        for event in events:
-            event.activate(EV.TIMEOUT)
+        events = active_timers(base, broken, record, "after")
         with pytest.raises(RuntimeError, match="callback failed"):
             await base.dispatch()
         assert not base.running
@@ -1218,7 +1218,7 @@ async def test_Event_edge_triggered_where_the_method_can(
 ) -> None:
     a, b = pair
     edge, level = Recorder(), Recorder()
-    has_et = EventFeature.ET in (await _features(method))
+    has_et = EventFeature.ET in EXPECTED_FEATURES[method]
     async with base_for(method) as base:
         base.new_event(a, EV.READ | EV.PERSIST | EV.ET, edge, "edge").add()
         other_a, other_b = socket.socketpair()
@@ -1239,11 +1239,6 @@ async def test_Event_edge_triggered_where_the_method_can(
                     base.new_event(a, EV.WRITE, Recorder()).add()
             else:  # ET is ignored, so nothing conflicts
                 base.new_event(a, EV.WRITE, Recorder()).add()
-
-
-async def _features(method: str) -> EventFeature:
-    async with base_for(method) as base:
-        return base.features
 
 
 async def test_Event_closed_detects_the_peer_closing(
