@@ -194,10 +194,12 @@ if sys.platform != "linux" and sys.platform != "win32":
             clear = select.KQ_EV_CLEAR if new & ET else 0
             rearm = (old ^ new) & ET
             for bit, kfilter in ((READ, select.KQ_FILTER_READ), (WRITE, select.KQ_FILTER_WRITE)):
-                if new & bit and (not old & bit or rearm):
-                    adds.append(select.kevent(fd, kfilter, select.KQ_EV_ADD | clear))
-                elif old & bit and not new & bit:
+                # A change of edge-triggering re-adds the filter rather than trusting
+                # EV_ADD to drop EV_CLEAR from an existing one.
+                if old & bit and (rearm or not new & bit):
                     removes.append(select.kevent(fd, kfilter, select.KQ_EV_DELETE))
+                if new & bit and (rearm or not old & bit):
+                    adds.append(select.kevent(fd, kfilter, select.KQ_EV_ADD | clear))
             if removes:
                 with contextlib.suppress(OSError):  # closed by its owner: the kernel forgot it
                     self._kqueue.control(removes, 0, 0)

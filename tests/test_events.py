@@ -1026,6 +1026,24 @@ async def test_EventBase_dump_events_shows_each_event(
     assert "Loop exits at:" in active
 
 
+async def test_EventBase_inspection_inside_a_round(method: str) -> None:
+    """During a callback, the round's events that have not run yet are still active."""
+    seen: list[str] = []
+    async with base_for(method) as base:
+
+        def first(fd: int, what: EV) -> None:
+            out = io.StringIO()
+            base.dump_events(out)
+            seen.append(out.getvalue())
+            assert base.foreach_event(lambda event: event.args == ("later",)) is True
+            assert base.statistics().running
+
+        active_timers(base, first, Recorder(), "later")
+        await base.dispatch()
+    assert "priorities, running, time" in seen[0]
+    assert "#2 fd=-1 0 priority=0 not pending active=TIMEOUT" in seen[0].split("Active events:")[1]
+
+
 async def test_EventBase_dump_events_to_stdout(
     method: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
