@@ -10,18 +10,29 @@ from __future__ import annotations
 __all__ = (
     "BufferFrozenError",
     "DelimiterNotFoundError",
+    "EventBaseClosedError",
+    "EventMethodError",
+    "EventStateError",
     "EvtrioError",
     "FileSegmentError",
+    "ForeignEventError",
     "IncompleteReadError",
     "LineTooLongError",
     "ReadTimeoutError",
+    "ReentrantLoopError",
     "ReservationError",
     "StreamTimeoutError",
+    "UnsupportedFdError",
     "WriteBufferFullError",
     "WriteTimeoutError",
 )
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 class EvtrioError(Exception):
@@ -163,3 +174,99 @@ class WriteTimeoutError(StreamTimeoutError):
 
     def __init__(self, timeout: float) -> None:
         super().__init__("write", timeout)
+
+
+class EventMethodError(EvtrioError):
+    """No event-base backend method can do what was asked for.
+
+    Raised by :func:`~evtrio.open_event_base` when every method is avoided or lacks a
+    required feature, and by :meth:`~evtrio.EventBase.new_event` when the base's method
+    lacks a feature the event needs (``EV.CLOSED`` without early-close detection).
+
+    Attributes:
+      method: the base's method, or ``None`` when no base was made yet.
+      missing: names of the features that were required but not available.
+      avoided: the method names the caller asked to avoid.
+      supported: the methods this platform offers, in order of preference.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str | None,
+        missing: Iterable[str],
+        avoided: Iterable[str],
+        supported: Iterable[str],
+    ) -> None:
+        self.method = method
+        self.missing = tuple(missing)
+        self.avoided = frozenset(avoided)
+        self.supported = tuple(supported)
+        wanted = ", ".join(self.missing) or "nothing special"
+        if method is not None:
+            message = f"the {method!r} method cannot provide {wanted}"
+        else:
+            left = [name for name in self.supported if name not in self.avoided]
+            message = (
+                f"no event method fits: supported {list(self.supported)}, "
+                f"avoided {sorted(self.avoided)}, left {left}, required {wanted}"
+            )
+        super().__init__(message)
+
+
+class UnsupportedFdError(EvtrioError):
+    """The base's backend refused to watch a file descriptor.
+
+    Examples: a regular file under ``epoll`` (the kernel says ``EPERM``), a closed
+    descriptor, or a descriptor too large for ``select``. The event stays non-pending.
+
+    Attributes:
+      fd: the refused descriptor.
+      method: the backend method that refused it.
+      errno: the OS error number, or ``None``.
+    """
+
+    def __init__(self, fd: int, method: str, errno: int | None, reason: str) -> None:
+        super().__init__(f"the {method!r} backend cannot watch fd {fd}: {reason}")
+        self.fd = fd
+        self.method = method
+        self.errno = errno
+
+
+class EventBaseClosedError(EvtrioError, trio.ClosedResourceError):
+    """An event base, or an event of it, was used after the base closed.
+
+    Also a :exc:`trio.ClosedResourceError`, as for any Trio resource used after its
+    close.
+    """
+
+
+class ForeignEventError(EvtrioError):
+    """An event was handed to a base it does not belong to (debug mode).
+
+    Attributes:
+      event: the event.
+      base: the base it was handed to.
+    """
+
+    def __init__(self, event: object, base: object) -> None:
+        super().__init__(f"{event!r} belongs to another event base than {base!r}")
+        self.event = event
+        self.base = base
+
+
+class ReentrantLoopError(EvtrioError, trio.BusyResourceError):
+    """An event base's loop was started while it was already running.
+
+    Raised for a ``loop()``, ``dispatch()`` or ``active_events()`` started from inside a
+    callback of the same base or from another task while the loop runs. Also a
+    :exc:`trio.BusyResourceError`.
+    """
+
+
+class EventStateError(EvtrioError):
+    """An event is not in a state that allows the operation; nothing was changed.
+
+    Examples: changing the priority of an active event, re-assigning a pending event,
+    or mixing edge-triggered and level-triggered events on one descriptor.
+    """
