@@ -13,7 +13,7 @@ import io
 import pytest
 import trio
 import trio.testing
-from test_examples import ROOT, documented_output, run_example
+from helpers import ROOT, documented_output, run_example
 
 CHAPTER = "events.md"
 
