@@ -13,8 +13,11 @@ from .buffer import Buffer as Buffer
 from .buffer import BufferCallback as BufferCallback
 from .buffer import BufferChange as BufferChange
 from .buffer import FileSegment as FileSegment
+from .errors import AddressParseError as AddressParseError
 from .errors import BufferFrozenError as BufferFrozenError
+from .errors import ConnectError as ConnectError
 from .errors import EvtrioError as EvtrioError
 from .errors import FileSegmentError as FileSegmentError
 from .errors import LineTooLongError as LineTooLongError
 from .errors import ReservationError as ReservationError
+from .errors import UnsupportedSocketOptionError as UnsupportedSocketOptionError

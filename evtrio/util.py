@@ -83,8 +83,8 @@ class SocketAddress:
 
     Attributes:
       family: ``socket.AF_INET`` or ``socket.AF_INET6``.
-      host: the address in canonical text form (as ``socket.inet_ntop`` and
-        ``getpeername`` write it), without brackets or zone.
+      host: the address in canonical text form (RFC 5952, as :mod:`ipaddress` writes
+        it; IPv4-mapped addresses as ``"::ffff:1.2.3.4"``), without brackets or zone.
       port: 0 to 65535; 0 when the text named no port.
       scope_id: the IPv6 zone (interface index) from a ``%zone`` suffix, else 0.
     """
@@ -427,9 +427,11 @@ def _parse_host(text: str, *, whole: str) -> tuple[socket.AddressFamily, str, in
             raise AddressParseError(whole, "a zone ('%...') is for IPv6 addresses only")
         return socket.AF_INET, str(parsed), 0
     scope_id = _parse_zone(whole, zone) if percent else 0
-    # The OS's spelling (as getpeername reports it), e.g. "::ffff:1.2.3.4" on every
-    # Python version; ipaddress spells IPv4-mapped addresses differently before 3.13.
-    return socket.AF_INET6, socket.inet_ntop(socket.AF_INET6, parsed.packed), scope_id
+    # RFC 5952 form. IPv4-mapped addresses keep the dotted quad, as getpeername reports
+    # them and ipaddress writes them from Python 3.13 on (before: "::ffff:102:304").
+    mapped = parsed.ipv4_mapped
+    canonical = str(parsed) if mapped is None else f"::ffff:{mapped}"
+    return socket.AF_INET6, canonical, scope_id
 
 
 def _not_numeric_reason(address: str) -> str:
