@@ -595,9 +595,10 @@ async def test_happy_eyeballs_infinite_delay_is_one_at_a_time(
         network.add(("192.0.2.1", 80), "hang"),
         network.add(("192.0.2.2", 80), "connect", after=0.1),
     )
-    stream = await open_tcp_stream(
-        "service.test", 80, resolver=resolver, happy_eyeballs_delay=math.inf, connect_timeout=5
-    )
+    with trio.fail_after(60):  # virtual seconds: a lost wake-up fails instead of hanging
+        stream = await open_tcp_stream(
+            "service.test", 80, resolver=resolver, happy_eyeballs_delay=math.inf, connect_timeout=5
+        )
     await stream.aclose()
     assert network.offsets() == [(0.0, "192.0.2.1:80"), (5.0, "192.0.2.2:80")]
 
@@ -608,7 +609,7 @@ async def test_happy_eyeballs_connect_timeout(
     resolver = FakeResolver(
         network.add(("192.0.2.1", 80), "hang"), network.add(("192.0.2.2", 80), "hang")
     )
-    with pytest.raises(ConnectError) as caught:
+    with trio.fail_after(60), pytest.raises(ConnectError) as caught:  # virtual seconds
         await open_tcp_stream("service.test", 80, resolver=resolver, connect_timeout=2)
     assert trio.current_time() == pytest.approx(2.25)
     assert [address for address, _ in caught.value.attempts] == ["192.0.2.1:80", "192.0.2.2:80"]
@@ -635,7 +636,7 @@ async def test_happy_eyeballs_filters_and_deduplicates_resolver_results(
     autojump_clock: trio.testing.MockClock, network: FakeNetwork
 ) -> None:
     v4 = network.add(("192.0.2.1", 80), "refuse")
-    v6 = network.add(("2001:db8::1", 80), "connect")
+    v6 = network.add(("2001:db8::1", 80), "connect", after=1)  # time for duplicates to show
     resolver = FakeResolver(
         v4,
         v4,
