@@ -694,3 +694,25 @@ async def test_happy_eyeballs_unexpected_error_cancels_the_rest(
     with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="bug while connecting")):
         await open_tcp_stream("service.test", 80, resolver=resolver)
     assert network.cancelled == ["192.0.2.1:80"]
+
+
+async def test_happy_eyeballs_documented_timeline(
+    autojump_clock: trio.testing.MockClock, network: FakeNetwork
+) -> None:
+    """The timeline drawn in docs/connect.md, step by step."""
+    resolver = FakeResolver(
+        network.add(("2001:db8::a", 80), "hang"),
+        network.add(("2001:db8::b", 80), "hang"),
+        network.add(("2001:db8::c", 80), "hang"),
+        network.add(("192.0.2.10", 80), "refuse", after=0.05),
+        network.add(("192.0.2.11", 80), "connect", after=0.05),
+    )
+    async with await open_tcp_stream("service.test", 80, resolver=resolver):
+        assert trio.current_time() == pytest.approx(0.6)
+    assert network.offsets() == [
+        (0.0, "[2001:db8::a]:80"),
+        (0.25, "192.0.2.10:80"),
+        (0.3, "[2001:db8::b]:80"),
+        (0.55, "192.0.2.11:80"),
+    ]
+    assert sorted(network.cancelled) == ["[2001:db8::a]:80", "[2001:db8::b]:80"]
