@@ -32,3 +32,7 @@ def documented_output(chapter: str, example: str) -> str:
 
 def test_example_buffer_tour_matches_docs() -> None:
     assert run_example("buffer_tour.py") == documented_output("buffer.md", "buffer_tour.py")
+
+
+def test_example_connect_tour_matches_docs() -> None:
+    assert run_example("connect_tour.py") == documented_output("connect.md", "connect_tour.py")
