@@ -378,7 +378,7 @@ def secure_random_bytes(n: int) -> bytes:
     return os.urandom(n)
 
 
-# --- helpers shared with evtrio.streams.connect -------------------------------------
+# --- private helpers (evtrio.streams.connect uses _parse_host) ---------------------
 
 _KEEPALIVE_OPTIONS: Final = {
     "idle": "TCP_KEEPALIVE" if sys.platform == "darwin" else "TCP_KEEPIDLE",

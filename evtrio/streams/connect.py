@@ -110,8 +110,9 @@ async def open_tcp_stream(
         It is an :exc:`OSError` and names every address with its error.
       OSError: the resolver failed (e.g. :exc:`socket.gaierror` for an unknown host);
         raised as the resolver raised it.
-      AddressParseError: *local_address* is not a numeric IP address, or *host* is an
-        IPv6 address with an unknown zone.
+      AddressParseError: *local_address* is not a numeric IP address, or *host* has a
+        colon (so it can only be an IPv6 literal) but is not a valid IPv6 address or
+        names an unknown zone.
       ValueError: *port*, *happy_eyeballs_delay*, *connect_timeout* or *max_attempts*
         is out of range.
       TypeError: *host* is not a ``str`` or *port* not an ``int``.
@@ -151,7 +152,11 @@ async def open_tcp_stream(
             local=local,
         )
         if winner is not None:
-            return wrap_socket(winner)
+            try:
+                return wrap_socket(winner)
+            except BaseException:
+                winner.close()
+                raise
     else:
         failures = []
     attempts = failures + skipped
