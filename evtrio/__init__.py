@@ -13,7 +13,9 @@ from .buffer import Buffer as Buffer
 from .buffer import BufferCallback as BufferCallback
 from .buffer import BufferChange as BufferChange
 from .buffer import FileSegment as FileSegment
+from .errors import AddressParseError as AddressParseError
 from .errors import BufferFrozenError as BufferFrozenError
+from .errors import ConnectError as ConnectError
 from .errors import DelimiterNotFoundError as DelimiterNotFoundError
 from .errors import EventBaseClosedError as EventBaseClosedError
 from .errors import EventMethodError as EventMethodError
@@ -28,6 +30,7 @@ from .errors import ReentrantLoopError as ReentrantLoopError
 from .errors import ReservationError as ReservationError
 from .errors import StreamTimeoutError as StreamTimeoutError
 from .errors import UnsupportedFdError as UnsupportedFdError
+from .errors import UnsupportedSocketOptionError as UnsupportedSocketOptionError
 from .errors import WriteBufferFullError as WriteBufferFullError
 from .errors import WriteTimeoutError as WriteTimeoutError
 from .events import EV as EV

@@ -8,7 +8,9 @@ caller needs to act on it.
 from __future__ import annotations
 
 __all__ = (
+    "AddressParseError",
     "BufferFrozenError",
+    "ConnectError",
     "DelimiterNotFoundError",
     "EventBaseClosedError",
     "EventMethodError",
@@ -23,6 +25,7 @@ __all__ = (
     "ReservationError",
     "StreamTimeoutError",
     "UnsupportedFdError",
+    "UnsupportedSocketOptionError",
     "WriteBufferFullError",
     "WriteTimeoutError",
 )
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING, Literal
 import trio
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 
 class EvtrioError(Exception):
@@ -270,3 +273,80 @@ class EventStateError(EvtrioError):
     Examples: changing the priority of an active event, re-assigning a pending event,
     or mixing edge-triggered and level-triggered events on one descriptor.
     """
+
+
+class AddressParseError(EvtrioError, ValueError):
+    """Text is not a numeric socket address that :mod:`evtrio.util` accepts.
+
+    Also a :exc:`ValueError`, so code that catches ``ValueError`` keeps working.
+
+    Attributes:
+      text: the offending text (the whole input, or the part of a sockaddr tuple that
+        was rejected).
+      reason: what is wrong with it, in a few words.
+    """
+
+    def __init__(self, text: str, reason: str) -> None:
+        shown = text if len(text) <= 80 else text[:80] + "..."
+        super().__init__(f"{shown!r}: {reason}")
+        self.text = text
+        self.reason = reason
+
+
+class UnsupportedSocketOptionError(EvtrioError):
+    """The platform (or this socket) does not support a socket option evtrio was asked to set.
+
+    Nothing was changed on the socket.
+
+    Attributes:
+      option: the option's name, e.g. ``"SO_REUSEPORT"``.
+      reason: why it cannot be set here.
+    """
+
+    def __init__(self, option: str, reason: str) -> None:
+        super().__init__(f"{option} is not supported: {reason}")
+        self.option = option
+        self.reason = reason
+
+
+class ConnectError(EvtrioError, OSError):
+    """No address of a host could be connected to.
+
+    Raised by :func:`evtrio.streams.open_tcp_stream` after every attempt failed; it is
+    also an :exc:`OSError` (as Trio's ``open_tcp_stream`` raises), whose ``errno`` is
+    set when every attempt failed with the same error number and is ``None`` otherwise.
+    The message names every address and why it failed.
+
+    Attributes:
+      host: the host that was asked for.
+      port: the port that was asked for.
+      attempts: ``(address, error)`` for each address, in the order they were tried,
+        with the address formatted as ``"1.2.3.4:80"`` or ``"[::1]:80"``.
+      untried: how many further addresses were not tried because of the attempt limit.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        attempts: Sequence[tuple[str, OSError]],
+        *,
+        untried: int = 0,
+    ) -> None:
+        if attempts:
+            tried = "; ".join(f"{address}: {error}" for address, error in attempts)
+            message = f"could not connect to {host!r} port {port}: {tried}"
+        else:
+            message = f"could not connect to {host!r} port {port}: no addresses to try"
+        if untried:
+            message += f" ({untried} more not tried: attempt limit reached)"
+        codes = {error.errno for _, error in attempts}
+        code = codes.pop() if len(codes) == 1 else None
+        if code is None:
+            super().__init__(message)
+        else:
+            super().__init__(code, message)
+        self.host = host
+        self.port = port
+        self.attempts = tuple(attempts)
+        self.untried = untried

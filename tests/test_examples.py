@@ -13,3 +13,7 @@ def test_example_listener_server_matches_docs() -> None:
     assert run_example("listener_server.py") == documented_output(
         "listener.md", "listener_server.py"
     )
+
+
+def test_example_connect_tour_matches_docs() -> None:
+    assert run_example("connect_tour.py") == documented_output("connect.md", "connect_tour.py")

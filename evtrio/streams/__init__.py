@@ -5,3 +5,5 @@ that wraps any other, and exposes what it wraps as ``transport_stream``.
 """
 
 from __future__ import annotations
+
+from .connect import open_tcp_stream as open_tcp_stream
