@@ -18,6 +18,7 @@ import trio
 
 from .listener import serve_tcp
 from .streams.buffered import BufferedStream
+from .util import format_sockaddr
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -89,7 +90,7 @@ async def run_until_signalled(
                 server = await nursery.start(serve)
                 servers.append(server)
                 for address in server.addresses:
-                    print(f"{name}: listening on {_format(address)}", flush=True)
+                    print(f"{name}: listening on {format_sockaddr(address)}", flush=True)
             async for signum in signals:
                 name = signal.Signals(signum).name
                 if nursery.cancel_scope.cancel_called or not servers:
@@ -109,13 +110,6 @@ async def _shutdown_all(servers: list[Server], grace: float, scope: trio.CancelS
 
 def _describe(stream: trio.SocketStream) -> str:
     try:
-        return _format(stream.socket.getpeername())
+        return format_sockaddr(stream.socket.getpeername())
     except OSError:
         return "a peer that already left"
-
-
-def _format(address: object) -> str:
-    if isinstance(address, tuple):
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return str(address)

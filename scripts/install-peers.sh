@@ -5,7 +5,7 @@
 set -eu
 
 # command -> Debian package
-PEERS=""
+PEERS="nc:netcat-openbsd socat:socat"
 
 missing=""
 for entry in $PEERS; do

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,3 +38,52 @@ def documented_output(chapter: str, example: str) -> str:
     match = re.search(include + r".*?```text\n(.*?)```", text, re.S)
     assert match, f"{chapter} shows no output for {example}"
     return match.group(1)
+
+
+@contextlib.contextmanager
+def running_server(*command: str, timeout: float = 30) -> Iterator[tuple[str, int]]:
+    """Run a server program that prints ``...: listening on HOST:PORT``; yield the
+    address; then stop it with SIGINT and check that it exits cleanly (status 0).
+
+    Its stderr goes to a temporary file (a pipe nobody reads could fill up and stall
+    the server); it is shown when the server misbehaves.
+    """
+    with (
+        tempfile.TemporaryFile("w+") as errors,
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=errors, text=True, cwd=ROOT
+        ) as process,
+    ):
+        try:
+            assert process.stdout is not None
+            deadline = time.monotonic() + timeout
+            while (line := process.stdout.readline()) and "listening on" not in line:
+                assert time.monotonic() < deadline, "the server never said where it listens"
+            match = re.search(r"listening on \[?([^\]\s]+?)\]?:(\d+)", line)
+            assert match, f"no listening address in {line!r}"
+            yield match.group(1), int(match.group(2))
+            process.send_signal(signal.SIGINT)
+            status = process.wait(timeout=timeout)
+            errors.seek(0)
+            assert status == 0, f"exit status {status}; stderr:\n{errors.read()}"
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def echo_round_trip(address: tuple[str, int], data: bytes, *, timeout: float = 60) -> bytes:
+    """Send *data* with a plain blocking socket, half-close, and return everything
+    that comes back (reading and writing at once, as a real client does)."""
+    received = bytearray()
+    with socket.create_connection(address, timeout=timeout) as sock:
+        reader = threading.Thread(target=lambda: _read_all(sock, received))
+        reader.start()
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        reader.join(timeout)
+    return bytes(received)
+
+
+def _read_all(sock: socket.socket, into: bytearray) -> None:
+    while chunk := sock.recv(1 << 16):
+        into += chunk

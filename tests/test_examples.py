@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from helpers import documented_output, run_example
+import os
+import sys
+
+import pytest
+from helpers import documented_output, echo_round_trip, run_example, running_server
 
 
 def test_example_buffer_tour_matches_docs() -> None:
@@ -17,3 +21,11 @@ def test_example_listener_server_matches_docs() -> None:
 
 def test_example_connect_tour_matches_docs() -> None:
     assert run_example("connect_tour.py") == documented_output("connect.md", "connect_tour.py")
+
+
+@pytest.mark.parametrize("program", ["echo_raw.py", "echo_buffered.py"])
+def test_example_echo_servers(program: str) -> None:
+    payload = os.urandom(2_000_000)
+    with running_server(sys.executable, f"examples/{program}", "--port", "0") as address:
+        assert echo_round_trip(address, b"hello\n") == b"hello\n"
+        assert echo_round_trip(address, payload) == payload

@@ -6,4 +6,14 @@ that wraps any other, and exposes what it wraps as ``transport_stream``.
 
 from __future__ import annotations
 
+from .buffered import BEV as BEV
+from .buffered import BufferedStream as BufferedStream
+from .buffered import BufferedStreamStatistics as BufferedStreamStatistics
+from .buffered import HalfCloseableBufferedStream as HalfCloseableBufferedStream
+from .buffered import StreamEvent as StreamEvent
+from .buffered import Watermarks as Watermarks
+from .buffered import open_buffered_stream as open_buffered_stream
+from .buffered import start_buffered_stream as start_buffered_stream
 from .connect import open_tcp_stream as open_tcp_stream
+from .flush import FlushMode as FlushMode
+from .flush import SupportsFlush as SupportsFlush
