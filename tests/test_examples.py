@@ -29,3 +29,7 @@ def test_example_echo_servers(program: str) -> None:
     with running_server(sys.executable, f"examples/{program}", "--port", "0") as address:
         assert echo_round_trip(address, b"hello\n") == b"hello\n"
         assert echo_round_trip(address, payload) == payload
+
+
+def test_example_buffered_tour_matches_docs() -> None:
+    assert run_example("buffered_tour.py") == documented_output("streams.md", "buffered_tour.py")

@@ -481,7 +481,8 @@ class BufferedStream(trio.abc.Stream):
           IncompleteReadError: the stream ended first; the partial bytes stay in
             :attr:`input`.
           ValueError: *n* is negative or above the read high watermark.
-          (and the errors of :meth:`receive_some`)
+          trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError,
+            ReadTimeoutError: as for :meth:`receive_some`.
 
         Cancellation: safe; bytes received so far stay buffered.
         """
@@ -508,7 +509,8 @@ class BufferedStream(trio.abc.Stream):
 
         Raises:
           ValueError: *n* is negative or above the read high watermark.
-          (and the errors of :meth:`receive_some`)
+          trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError,
+            ReadTimeoutError: as for :meth:`receive_some`.
 
         Cancellation: safe; bytes received so far stay buffered.
         """
@@ -541,7 +543,8 @@ class BufferedStream(trio.abc.Stream):
             them; nothing is consumed.
           IncompleteReadError: the stream ended first; the bytes stay buffered.
           ValueError: an empty delimiter, or *max_bytes* too large for read high.
-          (and the errors of :meth:`receive_some`)
+          trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError,
+            ReadTimeoutError: as for :meth:`receive_some`.
 
         Cancellation: safe; bytes received so far stay buffered.
         """
@@ -580,7 +583,8 @@ class BufferedStream(trio.abc.Stream):
           LineTooLongError: the line is longer than *max_length* (default 64 KiB, never
             more than read high allows); nothing is consumed.
           ValueError: *max_length* too large for read high.
-          (and the errors of :meth:`receive_some`)
+          trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError,
+            ReadTimeoutError: as for :meth:`receive_some`.
 
         Cancellation: safe; bytes received so far stay buffered.
         """
@@ -703,7 +707,8 @@ class BufferedStream(trio.abc.Stream):
 
         Raises:
           TypeError: ``FINISHED`` on a transport that can neither half-close nor flush.
-          (and the errors of :meth:`drain`)
+          trio.BusyResourceError, trio.ClosedResourceError, trio.BrokenResourceError,
+            WriteTimeoutError: as for :meth:`drain`.
 
         Cancellation: safe; queued bytes stay queued.
         """
@@ -937,7 +942,7 @@ class BufferedStream(trio.abc.Stream):
 
         Raises:
           RuntimeError: the stream is not in background mode.
-          (whatever a callback raises)
+          Exception: whatever a callback raises.
 
         Cancellation: safe; stops calling back.
         """
