@@ -12,16 +12,8 @@ from functools import partial
 import trio
 
 import evtrio
-
-
-async def read_line(stream: trio.SocketStream) -> bytes:
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = await stream.receive_some(1)
-        if not chunk:
-            break
-        line += chunk
-    return line.rstrip(b"\n")
+from evtrio import EOL
+from evtrio.streams import BufferedStream, open_tcp_stream
 
 
 async def main() -> None:
@@ -40,9 +32,15 @@ async def main() -> None:
     def report(exc: Exception) -> None:
         print("on_error:", repr(exc))
 
-    async def client(n: int) -> trio.SocketStream:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        print(f"client {n}: {(await read_line(stream)).decode()}")
+    async def connect() -> BufferedStream:
+        return BufferedStream(await open_tcp_stream("127.0.0.1", port))
+
+    async def greeting(stream: BufferedStream) -> str:
+        return (await stream.readln(EOL.LF) or b"").decode()
+
+    async def client(n: int) -> BufferedStream:
+        stream = await connect()
+        print(f"client {n}: {await greeting(stream)}")
         return stream
 
     with trio.fail_after(30):
@@ -62,21 +60,21 @@ async def main() -> None:
 
             # Two connections fill the cap; the third waits in the kernel's backlog.
             first, second = await client(1), await client(2)
-            third = await trio.open_tcp_stream("127.0.0.1", port)
+            third = await connect()
             await trio.sleep(0.2)
             print("client 3 connected; accepted:", server.statistics().accepted)
             await first.aclose()
-            print(f"client 1 left; client 3: {(await read_line(third)).decode()}")
+            print(f"client 1 left; client 3: {await greeting(third)}")
             await second.aclose()
             await third.aclose()
 
             # Paused, the server accepts nothing: connections queue up until resume().
             server.pause()
-            fourth = await trio.open_tcp_stream("127.0.0.1", port)
+            fourth = await connect()
             await trio.sleep(0.2)
             print("paused; client 4 connected, accepted:", server.statistics().accepted)
             server.resume()
-            print(f"resumed; client 4: {(await read_line(fourth)).decode()}")
+            print(f"resumed; client 4: {await greeting(fourth)}")
 
             # A failing handler is logged and reported; the server keeps serving.
             await fourth.send_all(b"crash")

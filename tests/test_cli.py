@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import echo_round_trip, running_server
 
 import evtrio
 from evtrio.cli import main
@@ -34,3 +35,9 @@ def test_cli_runs_as_module() -> None:
         [sys.executable, "-m", "evtrio", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == f"evtrio {evtrio.__version__}"
+
+
+def test_cli_demo_serves_echo_and_stops_gracefully() -> None:
+    command = (sys.executable, "-m", "evtrio", "--quiet", "demo", "--echo-port", "0")
+    with running_server(*command) as address:
+        assert echo_round_trip(address, b"ping\n") == b"ping\n"
