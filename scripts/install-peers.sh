@@ -5,7 +5,7 @@
 set -eu
 
 # command -> Debian package
-PEERS=""
+PEERS="openssl:openssl curl:curl"
 
 missing=""
 for entry in $PEERS; do
