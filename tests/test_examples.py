@@ -13,3 +13,7 @@ def test_example_listener_server_matches_docs() -> None:
     assert run_example("listener_server.py") == documented_output(
         "listener.md", "listener_server.py"
     )
+
+
+def test_example_tls_echo_matches_docs() -> None:
+    assert run_example("tls_echo.py") == documented_output("tls.md", "tls_echo.py")

@@ -14,9 +14,9 @@ handshake (:exc:`~evtrio.errors.TLSHandshakeTimeoutError`), typed errors
 shutdown*, a peer that closes the connection without a TLS ``close_notify``
 (``bufferevent_openssl_set_allow_dirty_shutdown``).
 
-TLS streams are not half-closeable: TLS has no way to end one direction only (its
-``close_notify`` alert ends the whole session), so a :class:`TLSStream` is a plain
-:class:`trio.abc.Stream` and every evtrio wrapper over one is too.
+TLS streams are not half-closeable: up to TLS 1.2 a ``close_notify`` ends the whole
+session, so a :class:`TLSStream` is a plain :class:`trio.abc.Stream` and every evtrio
+wrapper over one is too.
 """
 
 from __future__ import annotations
@@ -153,8 +153,11 @@ class TLSStream(trio.abc.Stream, Generic[T_Stream], metaclass=NoPublicConstructo
     dirty shutdown reads as a clean one.
 
     **No half-close.** This is a :class:`trio.abc.Stream`, not a
-    :class:`trio.abc.HalfCloseableStream`: TLS 1.2 and 1.3 have no alert that ends one
-    direction only, and a ``close_notify`` ends the session.
+    :class:`trio.abc.HalfCloseableStream`. Up to TLS 1.2, a ``close_notify`` ends both
+    directions (its receiver must answer with its own and discard pending writes). TLS
+    1.3 would allow ending one direction, but the version is negotiated, many peers
+    still treat a ``close_notify`` as the end of the connection, and
+    :class:`trio.SSLStream` offers no way to keep receiving after sending one.
 
     **Cancellation.** Once the handshake is done, a cancelled ``receive_some`` loses no
     data. As with :class:`trio.SSLStream`, cancelling ``send_all`` or a handshake in
