@@ -357,7 +357,7 @@ class TLSStream(trio.abc.Stream, Generic[T_Stream], metaclass=NoPublicConstructo
                 await self._handshake_over.wait()
                 if not self._handshake_done:
                     raise trio.BrokenResourceError(
-                        "the TLS handshake failed (in another task)"
+                        "the TLS handshake of this stream failed"
                     ) from self._handshake_failure
         if scope.cancelled_caught:
             raise self._timeout_error() from None

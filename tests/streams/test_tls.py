@@ -853,7 +853,7 @@ async def test_open_tls_stream_checks_options_before_connecting() -> None:
 
 async def test_TLSListener_accepts_without_waiting_for_handshakes() -> None:
     [listener] = await open_tls_listeners(
-        0, server_context(), host="127.0.0.1", handshake_timeout=0.5
+        0, server_context(), host="127.0.0.1", handshake_timeout=1.5
     )
     assert isinstance(listener, TLSListener)
     assert listener.port == listener.transport_listener.port
@@ -963,7 +963,7 @@ async def test_serve_tls_survives_failed_handshakes(
             server_context(),
             host="127.0.0.1",
             on_error=failures.append,
-            handshake_timeout=0.3,
+            handshake_timeout=1.0,
         )
     )
     with trio.fail_after(TIMEOUT):
@@ -984,7 +984,7 @@ async def test_serve_tls_survives_failed_handshakes(
     assert isinstance(wrong_protocol, TLSHandshakeError)
     assert wrong_protocol.reason == "HTTP_REQUEST"
     assert isinstance(timed_out, TLSHandshakeTimeoutError)
-    assert timed_out.timeout == 0.3
+    assert timed_out.timeout == 1.0
     assert handled == 1
     logged = [r for r in caplog.records if r.name == "evtrio.streams.tls"]
     assert len(logged) == 2
