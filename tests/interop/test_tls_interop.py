@@ -238,11 +238,21 @@ async def line_responder(stream: TLSStream[trio.SocketStream]) -> None:
     await buffered.send_all(b"evtrio heard: " + (line or b"nothing") + b"\n")
 
 
+def s_client_command(pki: Pki, port: int, *options: str, trust: bool = True) -> list[str]:
+    """``openssl s_client`` to 127.0.0.1:*port*, asking for "localhost" and requiring a
+    verified certificate (trusting the test CA unless *trust* is off)."""
+    openssl = program("openssl", "openssl")
+    command = [openssl, "s_client", "-connect", f"127.0.0.1:{port}"]
+    command += ["-servername", "localhost", "-verify_return_error"]
+    if trust:
+        command += ["-CAfile", pki.ca_file]
+    return [*command, *options]
+
+
 @pytest.mark.parametrize("version", VERSIONS, ids=list(VERSIONS))
 async def test_openssl_s_client_against_serve_tls(
     pki: Pki, nursery: trio.Nursery, version: str
 ) -> None:
-    openssl = program("openssl", "openssl")
     names: list[str | None] = []
     context = pki.server_context()
     context.sni_callback = lambda _obj, name, _ctx: names.append(name)
@@ -251,19 +261,7 @@ async def test_openssl_s_client_against_serve_tls(
         # -quiet also keeps s_client reading after its input ends: it exits when the
         # server's handler returns and evtrio ends the session.
         result = await trio.run_process(
-            [
-                openssl,
-                "s_client",
-                "-connect",
-                f"127.0.0.1:{server.port}",
-                "-servername",
-                "localhost",
-                "-CAfile",
-                pki.ca_file,
-                "-verify_return_error",
-                "-quiet",
-                VERSIONS[version],
-            ],
+            s_client_command(pki, server.port, "-quiet", VERSIONS[version]),
             stdin=b"hello from s_client\n",
             capture_stdout=True,
             capture_stderr=True,
@@ -277,15 +275,15 @@ async def test_openssl_s_client_against_serve_tls(
 async def test_serve_tls_sees_openssl_s_client_close_and_die(
     pki: Pki, nursery: trio.Nursery
 ) -> None:
-    openssl = program("openssl", "openssl")
     endings: list[tuple[bytes, bool, bool]] = []
     error_types: list[type[BaseException]] = []
-    got_line = trio.Event()
+    got_cut = trio.Event()
 
     async def handler(stream: TLSStream[trio.SocketStream]) -> None:
         buffered = BufferedStream(stream)
         line = await buffered.readln(EOL.LF) or b""
-        got_line.set()
+        if line == b"cut":
+            got_cut.set()
         try:
             rest = await buffered.receive_some()
         except trio.BrokenResourceError as exc:
@@ -298,17 +296,7 @@ async def test_serve_tls_sees_openssl_s_client_close_and_die(
     server = await nursery.start(
         partial(serve_tls, handler, 0, pki.server_context(), host="127.0.0.1")
     )
-    command = [
-        openssl,
-        "s_client",
-        "-connect",
-        f"127.0.0.1:{server.port}",
-        "-servername",
-        "localhost",
-        "-CAfile",
-        pki.ca_file,
-        "-verify_return_error",
-    ]
+    command = s_client_command(pki, server.port)
     with trio.fail_after(TIMEOUT):
         # Without -quiet/-ign_eof, s_client ends the session properly at end of input.
         result = await trio.run_process(
@@ -320,14 +308,13 @@ async def test_serve_tls_sees_openssl_s_client_close_and_die(
         assert endings.pop() == (b"bye", False, True)
 
         # Killed mid-session, s_client sends no close_notify.
-        got_line = trio.Event()
         process = await trio.lowlevel.open_process(
             command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
             assert process.stdin is not None
             await process.stdin.send_all(b"cut\n")
-            await got_line.wait()
+            await got_cut.wait()
             process.kill()
             while not endings:  # noqa: ASYNC110
                 await trio.sleep(0.01)
@@ -340,7 +327,6 @@ async def test_serve_tls_sees_openssl_s_client_close_and_die(
 async def test_serve_tls_reports_openssl_s_client_refusing_its_certificate(
     pki: Pki, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
 ) -> None:
-    openssl = program("openssl", "openssl")
     caplog.set_level(logging.INFO, logger="evtrio.streams.tls")
     failures: list[Exception] = []
     server = await nursery.start(
@@ -356,15 +342,7 @@ async def test_serve_tls_reports_openssl_s_client_refusing_its_certificate(
     with trio.fail_after(TIMEOUT):
         # No -CAfile: s_client does not trust the test CA and aborts with an alert.
         result = await trio.run_process(
-            [
-                openssl,
-                "s_client",
-                "-connect",
-                f"127.0.0.1:{server.port}",
-                "-servername",
-                "localhost",
-                "-verify_return_error",
-            ],
+            s_client_command(pki, server.port, trust=False),
             stdin=b"",
             capture_stdout=True,
             capture_stderr=True,

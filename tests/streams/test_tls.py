@@ -627,10 +627,9 @@ async def test_TLSStream_https_compatible_sends_and_expects_no_close_notify() ->
             await server.receive_some()
     await server.aclose()
 
-    client, server = memory_tls_pair()
-    https_server = wrap_tls(
-        server.transport_stream, server_context(), server_side=True, https_compatible=True
-    )
+    a, b = trio.testing.memory_stream_pair()
+    client = wrap_tls(a, client_context(), server_hostname="localhost")
+    https_server = wrap_tls(b, server_context(), server_side=True, https_compatible=True)
     with trio.fail_after(TIMEOUT):
         await handshake(client, https_server)
         await trio.aclose_forcefully(client)
