@@ -15,8 +15,10 @@ from .buffer import BufferChange as BufferChange
 from .buffer import FileSegment as FileSegment
 from .errors import AddressParseError as AddressParseError
 from .errors import BufferFrozenError as BufferFrozenError
+from .errors import CertificateVerifyError as CertificateVerifyError
 from .errors import ConnectError as ConnectError
 from .errors import DelimiterNotFoundError as DelimiterNotFoundError
+from .errors import DirtyShutdownError as DirtyShutdownError
 from .errors import EventBaseClosedError as EventBaseClosedError
 from .errors import EventMethodError as EventMethodError
 from .errors import EventStateError as EventStateError
@@ -29,6 +31,9 @@ from .errors import ReadTimeoutError as ReadTimeoutError
 from .errors import ReentrantLoopError as ReentrantLoopError
 from .errors import ReservationError as ReservationError
 from .errors import StreamTimeoutError as StreamTimeoutError
+from .errors import TLSError as TLSError
+from .errors import TLSHandshakeError as TLSHandshakeError
+from .errors import TLSHandshakeTimeoutError as TLSHandshakeTimeoutError
 from .errors import UnsupportedFdError as UnsupportedFdError
 from .errors import UnsupportedSocketOptionError as UnsupportedSocketOptionError
 from .errors import WriteBufferFullError as WriteBufferFullError

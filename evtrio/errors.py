@@ -10,8 +10,10 @@ from __future__ import annotations
 __all__ = (
     "AddressParseError",
     "BufferFrozenError",
+    "CertificateVerifyError",
     "ConnectError",
     "DelimiterNotFoundError",
+    "DirtyShutdownError",
     "EventBaseClosedError",
     "EventMethodError",
     "EventStateError",
@@ -24,6 +26,9 @@ __all__ = (
     "ReentrantLoopError",
     "ReservationError",
     "StreamTimeoutError",
+    "TLSError",
+    "TLSHandshakeError",
+    "TLSHandshakeTimeoutError",
     "UnsupportedFdError",
     "UnsupportedSocketOptionError",
     "WriteBufferFullError",
@@ -350,3 +355,114 @@ class ConnectError(EvtrioError, OSError):
         self.port = port
         self.attempts = tuple(attempts)
         self.untried = untried
+
+
+class TLSError(EvtrioError, trio.BrokenResourceError):
+    """A TLS stream failed for a reason of TLS's own (OpenSSL reported an error).
+
+    Also a :exc:`trio.BrokenResourceError`: the stream cannot be used any more, only
+    closed. Raised ``from`` the :exc:`ssl.SSLError` behind it. Failures of the transport
+    underneath (a reset connection) stay plain :exc:`trio.BrokenResourceError`.
+
+    Attributes:
+      reason: OpenSSL's reason code, such as ``"CERTIFICATE_VERIFY_FAILED"``,
+        ``"TLSV1_ALERT_UNKNOWN_CA"`` or ``"WRONG_VERSION_NUMBER"``, or ``None``.
+      library: the OpenSSL library that reported it (usually ``"SSL"``), or ``None``.
+    """
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, library: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.library = library
+
+
+class TLSHandshakeError(TLSError):
+    """The TLS handshake failed; no application data was exchanged.
+
+    The peer may have refused our certificate or our protocol versions, spoken
+    something that is not TLS, or closed the connection mid-handshake.
+
+    Attributes:
+      server_hostname: the name the client asked for and verified the certificate
+        against, or ``None`` (on the server side, or when no name was given).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        library: str | None = None,
+        server_hostname: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, library=library)
+        self.server_hostname = server_hostname
+
+
+class CertificateVerifyError(TLSHandshakeError):
+    """The peer's certificate did not verify: untrusted issuer, wrong name, expired...
+
+    Attributes:
+      verify_code: OpenSSL's ``X509_V_ERR_*`` code, e.g. 20 (unable to get local
+        issuer certificate: the CA is not trusted), 62 (hostname mismatch) or 10
+        (certificate has expired).
+      verify_message: OpenSSL's text for *verify_code*.
+    """
+
+    def __init__(
+        self,
+        *,
+        verify_code: int,
+        verify_message: str,
+        server_hostname: str | None = None,
+        reason: str | None = "CERTIFICATE_VERIFY_FAILED",
+        library: str | None = "SSL",
+    ) -> None:
+        whose = f" of {server_hostname!r}" if server_hostname is not None else ""
+        super().__init__(
+            f"the certificate{whose} did not verify: {verify_message} (code {verify_code})",
+            reason=reason,
+            library=library,
+            server_hostname=server_hostname,
+        )
+        self.verify_code = verify_code
+        self.verify_message = verify_message
+
+
+class TLSHandshakeTimeoutError(TLSHandshakeError):
+    """The TLS handshake did not finish within ``handshake_timeout`` seconds.
+
+    The stream is broken (a cut-off handshake cannot be resumed); close it.
+
+    Attributes:
+      timeout: the handshake timeout, in seconds.
+    """
+
+    def __init__(self, timeout: float, *, server_hostname: str | None = None) -> None:
+        with_whom = f" with {server_hostname!r}" if server_hostname is not None else ""
+        super().__init__(
+            f"the TLS handshake{with_whom} did not finish within {timeout} seconds",
+            server_hostname=server_hostname,
+        )
+        self.timeout = timeout
+
+
+class DirtyShutdownError(TLSError):
+    """The peer closed the connection without a TLS ``close_notify`` (a dirty shutdown).
+
+    The data received so far is intact, but the peer never confirmed it was complete:
+    an attacker who can cut TCP connections could have truncated it. Raised by
+    ``receive_some`` unless the stream tolerates dirty shutdowns, in which case the
+    stream reports end-of-stream (``b""``) and sets its ``dirty_shutdown`` flag. Either
+    way ``dirty_shutdown`` is ``True`` afterwards.
+    """
+
+    def __init__(self, *, reason: str | None = None, library: str | None = None) -> None:
+        super().__init__(
+            "the peer closed the connection without a TLS close_notify (dirty shutdown):"
+            " what was received may be truncated",
+            reason=reason,
+            library=library,
+        )

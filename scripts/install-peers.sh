@@ -5,7 +5,7 @@
 set -eu
 
 # command -> Debian package
-PEERS="nc:netcat-openbsd socat:socat"
+PEERS="nc:netcat-openbsd socat:socat openssl:openssl curl:curl"
 
 missing=""
 for entry in $PEERS; do

@@ -33,3 +33,7 @@ def test_example_echo_servers(program: str) -> None:
 
 def test_example_buffered_tour_matches_docs() -> None:
     assert run_example("buffered_tour.py") == documented_output("streams.md", "buffered_tour.py")
+
+
+def test_example_tls_echo_matches_docs() -> None:
+    assert run_example("tls_echo.py") == documented_output("tls.md", "tls_echo.py")

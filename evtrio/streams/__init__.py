@@ -17,3 +17,11 @@ from .buffered import start_buffered_stream as start_buffered_stream
 from .connect import open_tcp_stream as open_tcp_stream
 from .flush import FlushMode as FlushMode
 from .flush import SupportsFlush as SupportsFlush
+from .tls import TCPConnector as TCPConnector
+from .tls import TLSListener as TLSListener
+from .tls import TLSStream as TLSStream
+from .tls import TLSStreamStatistics as TLSStreamStatistics
+from .tls import open_tls_listeners as open_tls_listeners
+from .tls import open_tls_stream as open_tls_stream
+from .tls import serve_tls as serve_tls
+from .tls import wrap_tls as wrap_tls
