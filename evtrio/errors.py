@@ -18,6 +18,7 @@ __all__ = (
     "ForeignEventError",
     "IncompleteReadError",
     "LineTooLongError",
+    "RateLimitGroupError",
     "ReadTimeoutError",
     "ReentrantLoopError",
     "ReservationError",
@@ -270,3 +271,20 @@ class EventStateError(EvtrioError):
     Examples: changing the priority of an active event, re-assigning a pending event,
     or mixing edge-triggered and level-triggered events on one descriptor.
     """
+
+
+class RateLimitGroupError(EvtrioError):
+    """A rate-limited stream joined a group while in one, or left a group it is not in.
+
+    A stream belongs to at most one :class:`~evtrio.streams.RateLimitGroup` at a time;
+    to move it, remove it from its group first. Nothing was changed.
+
+    Attributes:
+      stream: the stream.
+      group: the group the stream is in now, or ``None``.
+    """
+
+    def __init__(self, message: str, *, stream: object, group: object | None) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.group = group
