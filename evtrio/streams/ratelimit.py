@@ -153,24 +153,14 @@ def _tick_start(index: int, tick: float) -> float:
 
 
 class _Bucket:
-    """One direction's token bucket: refilled by whole ticks, capped at *burst*."""
+    """One direction's token bucket: *tokens*, gaining *rate* a tick, capped at *burst*."""
 
-    __slots__ = ("burst", "last_tick", "rate", "tokens")
+    __slots__ = ("burst", "rate", "tokens")
 
-    def __init__(self, rate: int, burst: int, tick_index: int) -> None:
+    def __init__(self, rate: int, burst: int) -> None:
         self.rate = rate
         self.burst = burst
         self.tokens = rate  # one tick of tokens to start with, as libevent does
-        self.last_tick = tick_index
-
-    def refill(self, tick_index: int) -> bool:
-        """Add *rate* for each tick since the last refill (capped); True if any passed."""
-        elapsed = tick_index - self.last_tick
-        if elapsed <= 0:  # the same tick, or the clock went back: nothing to add
-            return False
-        self.tokens = min(self.tokens + elapsed * self.rate, self.burst)
-        self.last_tick = tick_index
-        return True
 
 
 class _TokenBucket:
@@ -180,18 +170,26 @@ class _TokenBucket:
     *n* gives tokens back); ``reconfigure`` only ever clips the buckets down.
     """
 
-    __slots__ = ("buckets", "config")
+    __slots__ = ("buckets", "config", "last_tick")
 
     def __init__(self, config: TokenBucketConfig, now: float) -> None:
-        index = _tick_index(now, config.tick)
         self.config = config
-        self.buckets = tuple(_Bucket(config._rate(d), config._burst(d), index) for d in _DIRECTIONS)
+        self.buckets = tuple(_Bucket(config._rate(d), config._burst(d)) for d in _DIRECTIONS)
+        self.last_tick = _tick_index(now, config.tick)
 
     def update(self, now: float) -> bool:
-        """Refill both buckets up to *now*; True if a tick boundary was crossed."""
-        index = _tick_index(now, self.config.tick)
-        refilled = [bucket.refill(index) for bucket in self.buckets]
-        return any(refilled)
+        """Refill both buckets by whole ticks up to *now*; True if a tick boundary passed.
+
+        A clock that goes back adds nothing (as in libevent).
+        """
+        index = math.floor(now / self.config.tick)
+        elapsed = index - self.last_tick
+        if elapsed <= 0:
+            return False
+        for bucket in self.buckets:
+            bucket.tokens = min(bucket.tokens + elapsed * bucket.rate, bucket.burst)
+        self.last_tick = index
+        return True
 
     def tokens(self, direction: int, now: float) -> int:
         self.update(now)
@@ -203,12 +201,11 @@ class _TokenBucket:
     def reconfigure(self, config: TokenBucketConfig, now: float) -> None:
         """Switch to *config* at *now*: refill under the old one, then clip to the new bursts."""
         self.update(now)
-        index = _tick_index(now, config.tick)
         for direction, bucket in enumerate(self.buckets):
             bucket.rate = config._rate(direction)
             bucket.burst = config._burst(direction)
             bucket.tokens = min(bucket.tokens, bucket.burst)
-            bucket.last_tick = index
+        self.last_tick = _tick_index(now, config.tick)
         self.config = config
 
     def next_refill(self, now: float) -> float:
@@ -1127,6 +1124,7 @@ class RateLimitGroup:
 
     def _wake(self) -> None:
         """Wake the members the last change granted tokens to."""
-        for direction in _DIRECTIONS:
-            for member in self._core.take_granted(direction):
-                member._lots[direction].unpark_all()
+        for direction, side in enumerate(self._core.sides):
+            if side.newly_granted:
+                for member in self._core.take_granted(direction):
+                    member._lots[direction].unpark_all()
