@@ -16,6 +16,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
+from benchmarks.bench_ratelimit import measure_group_accuracy
 from evtrio import RateLimitGroupError
 from evtrio.streams._socket import wrap_socket
 from evtrio.streams.buffered import BufferedStream
@@ -955,51 +956,6 @@ async def test_RateLimitGroup_cancelled_member_returns_its_grant(
 
 
 # ---------------------------------------------------------------------- a real network
-
-
-async def measure_group_accuracy(
-    *, connections: int, tick: float, rate: int, warmup: float, window: float
-) -> list[int]:
-    """Run *connections* TCP connections on 127.0.0.1, their senders in one group
-    (burst 2x rate), and count what the receivers get in a window of *window* seconds
-    starting at a tick boundary *warmup* seconds in (after the first tick's burst)."""
-    group = RateLimitGroup(TokenBucketConfig(rate, 2 * rate, rate, 2 * rate, tick))
-    received = [0] * connections
-    window_start = window_end = math.inf
-    streams: list[trio.abc.Stream] = []
-
-    async def receive(server_side: trio.SocketStream, index: int) -> None:
-        while chunk := await server_side.receive_some(1 << 16):
-            if window_start <= trio.current_time() < window_end:
-                received[index] += len(chunk)
-
-    async def send(stream: RateLimitedStream) -> None:
-        chunk = b"a" * (1 << 16)
-        while True:
-            await stream.send_all(chunk)
-
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    try:
-        port = listeners[0].socket.getsockname()[1]
-        async with trio.open_nursery() as nursery:
-            senders = []
-            for index in range(connections):
-                client = RateLimitedStream(await trio.open_tcp_stream("127.0.0.1", port))
-                server_side = await listeners[0].accept()
-                streams += [client, server_side]
-                group.add(client)
-                senders.append(client)
-                nursery.start_soon(receive, server_side, index)
-            for stream in senders:
-                nursery.start_soon(send, stream)
-            window_start = (math.floor((trio.current_time() + warmup) / tick) + 1) * tick
-            window_end = window_start + window
-            await trio.sleep_until(window_end + 4 * tick)
-            nursery.cancel_scope.cancel()
-    finally:
-        for resource in [*streams, *listeners]:
-            await trio.aclose_forcefully(resource)
-    return received
 
 
 async def test_RateLimitGroup_accuracy_over_real_sockets() -> None:
