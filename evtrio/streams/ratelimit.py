@@ -217,11 +217,21 @@ class _TokenBucket:
 class _Side(Generic[M]):
     """One direction of a group: its grants, waiters and round-robin position."""
 
-    __slots__ = ("cursor", "granted", "newly_granted", "reserved", "suspended", "total", "waiting")
+    __slots__ = (
+        "cursor",
+        "granted",
+        "newly_granted",
+        "reserved",
+        "reserved_by",
+        "suspended",
+        "total",
+        "waiting",
+    )
 
     def __init__(self) -> None:
         self.granted: dict[M, int] = {}  # grants handed out and not yet used
-        self.reserved = 0  # their sum
+        self.reserved_by: dict[M, int] = {}  # those of them handed out this tick
+        self.reserved = 0  # the sum of reserved_by
         self.waiting: set[M] = set()  # members that asked while the group was suspended
         self.newly_granted: list[M] = []  # waiters granted since the shell last looked
         self.suspended = False
@@ -246,6 +256,10 @@ class _GroupCore(Generic[M]):
       starting after the member served last (round-robin), or at a member drawn from
       *rng* (libevent's random start), until the bucket is spent.
     * :meth:`release` charges the bytes a grant really moved (the unused rest returns).
+    * A grant is set aside (reserved) only until the next refill. A member still busy
+      then (an idle connection blocked in a read, a write stuck on a full socket
+      buffer) keeps its grant as an upper bound but no longer holds the others back;
+      what it moves later is charged then, and may overdraw the bucket.
 
     ``min_share`` is clipped to the direction's rate, so that a refill can always
     resume the group, and 0 disables it.
@@ -295,7 +309,9 @@ class _GroupCore(Generic[M]):
 
     def update(self, now: float) -> None:
         if self.bucket.update(now):
-            for direction in _DIRECTIONS:
+            for direction, side in enumerate(self.sides):
+                side.reserved_by.clear()  # reservations last until the next refill
+                side.reserved = 0
                 self._settle(direction, self._resume_level(direction))
 
     def acquire(self, direction: int, member: M, now: float) -> int:
@@ -315,7 +331,8 @@ class _GroupCore(Generic[M]):
     def release(self, direction: int, member: M, used: int) -> None:
         """*member* moved *used* bytes under its grant (if any): charge them."""
         side = self.sides[direction]
-        side.reserved -= side.granted.pop(member, 0)
+        side.granted.pop(member, None)
+        side.reserved -= side.reserved_by.pop(member, 0)
         self.bucket.consume(direction, used)
         side.total += used
         self._settle(direction, self._resume_level(direction))
@@ -366,6 +383,7 @@ class _GroupCore(Generic[M]):
     def _grant(self, direction: int, member: M, amount: int) -> None:
         side = self.sides[direction]
         side.granted[member] = amount
+        side.reserved_by[member] = amount
         side.reserved += amount
         if self.available(direction) <= 0:
             side.suspended = True
@@ -888,8 +906,8 @@ class RateLimitGroupStatistics:
       members: how many streams are in the group.
       read_limit: the group's read bucket (negative when overdrawn).
       write_limit: the group's write bucket.
-      borrowed_read_tokens: read grants handed out and not yet used.
-      borrowed_write_tokens: write grants handed out and not yet used.
+      borrowed_read_tokens: read grants handed out this tick and not yet used.
+      borrowed_write_tokens: write grants handed out this tick and not yet used.
       tasks_waiting_to_read: members waiting for a read grant.
       tasks_waiting_to_write: members waiting for a write grant.
       total_read: bytes read through the group since the last ``reset_totals()``.
@@ -974,7 +992,8 @@ class RateLimitGroup:
     def add(self, stream: RateLimitedStream) -> None:
         """Put *stream* in the group (``bufferevent_add_to_rate_limit_group``).
 
-        The stream's own limit, if any, still applies: the smaller of the two wins.
+        The stream's own limit, if any, still applies: the smaller of the two wins. It
+        stays a member (and counts in every share) until removed or closed.
 
         Raises:
           RateLimitGroupError: *stream* is already in a group (this one or another).

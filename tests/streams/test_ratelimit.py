@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 import trio.testing
+from helpers import NotHalfCloseable
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -298,25 +299,6 @@ def test_GroupCore_remove_and_withdraw_return_grants() -> None:
 
 
 # ---------------------------------------------------------------------- conformance
-
-
-class NotHalfCloseable(trio.abc.Stream):
-    """A plain Stream (like trio.SSLStream): no send_eof."""
-
-    def __init__(self, inner: trio.abc.Stream) -> None:
-        self.inner = inner
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self.inner.receive_some(max_bytes)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def socket_stream_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
@@ -768,55 +750,44 @@ async def drain(stream: trio.abc.ReceiveStream) -> None:
         pass
 
 
+async def send_order(group: RateLimitGroup, members: int, seconds: float) -> list[int]:
+    """*members* new members of *group* send 100 bytes at a time for *seconds*; which
+    member finished each send, in order."""
+    order: list[int] = []
+    async with trio.open_nursery() as nursery:
+        for index in range(members):
+            a, b = trio.testing.memory_stream_pair()
+            stream = RateLimitedStream(a)
+            group.add(stream)
+
+            async def send(stream: RateLimitedStream = stream, index: int = index) -> None:
+                while True:
+                    await stream.send_all(b"o" * 100)
+                    order.append(index)
+
+            nursery.start_soon(send)
+            nursery.start_soon(drain, b)
+        await trio.sleep(seconds)
+        nursery.cancel_scope.cancel()
+    return order
+
+
 async def test_RateLimitGroup_fair_order_from_the_rng(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     # 4 members, 100 B per tick, min_share 100: one member per tick, drawn by the rng.
     group = RateLimitGroup(config(100), min_share=100, rng=random.Random(42))
-    order: list[int] = []
-    async with trio.open_nursery() as nursery:
-        for index in range(4):
-            a, b = trio.testing.memory_stream_pair()
-            stream = RateLimitedStream(a)
-            group.add(stream)
-
-            async def send(stream: RateLimitedStream = stream, index: int = index) -> None:
-                while True:
-                    await stream.send_all(b"o" * 100)
-                    order.append(index)
-
-            nursery.start_soon(send)
-            nursery.start_soon(drain, b)
-        await trio.sleep(8.5)
-        nursery.cancel_scope.cancel()
+    order = await send_order(group, 4, 8.5)
     draws = random.Random(42)
     expected = [draws.randrange(4) for _ in range(8)]
-    assert order[1:] == expected  # tick 0 was the first member to ask, at once
+    assert order[1:] == expected  # tick 0 went at once to the first member to ask
 
 
 async def test_RateLimitGroup_round_robin_order(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    group = RateLimitGroup(config(100), min_share=100)
-    order: list[int] = []
-    async with trio.open_nursery() as nursery:
-        for index in range(3):
-            a, b = trio.testing.memory_stream_pair()
-            stream = RateLimitedStream(a)
-            group.add(stream)
-
-            async def send(stream: RateLimitedStream = stream, index: int = index) -> None:
-                while True:
-                    await stream.send_all(b"o" * 100)
-                    order.append(index)
-
-            nursery.start_soon(send)
-            nursery.start_soon(drain, b)
-        await trio.sleep(9.5)
-        nursery.cancel_scope.cancel()
-    first = order[0]
-    rest = order[1:]
-    assert len(rest) == 9
+    order = await send_order(RateLimitGroup(config(100), min_share=100), 3, 9.5)
+    first, rest = order[0], order[1:]
     assert rest == [(first + 1 + i) % 3 for i in range(9)]
 
 
@@ -895,6 +866,39 @@ async def test_RateLimitGroup_decrement_and_limits(
     assert stats.borrowed_write_tokens == 0
     assert stats.tasks_waiting_to_write == 0
     assert stats.config == group.config
+
+
+async def test_RateLimitGroup_idle_readers_do_not_hold_back_an_active_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    group = RateLimitGroup(config(1100), min_share=0)
+    idle = []
+    for _ in range(10):
+        a, _ = trio.testing.memory_stream_pair()
+        stream = RateLimitedStream(a)
+        group.add(stream)
+        idle.append(stream)
+    busy_sender, busy_receiver = trio.testing.memory_stream_pair()
+    busy = RateLimitedStream(busy_receiver)
+    group.add(busy)
+    got = Arrivals()
+    async with trio.open_nursery() as nursery:
+        for stream in idle:
+            nursery.start_soon(stream.receive_some)  # blocks, holding a grant
+        await trio.testing.wait_all_tasks_blocked()
+        # Ten grants of ceil(available / 11): 100, 91, 83, 76, 69, 62, 57, 52, 47, 43.
+        assert group.statistics().borrowed_read_tokens == 680
+        await busy_sender.send_all(b"r" * 100_000)
+        nursery.start_soon(got.collect, busy)
+        await trio.sleep(5.5)
+        assert group.statistics().borrowed_read_tokens == 0  # they expired at t=1
+        nursery.cancel_scope.cancel()
+    # From the second tick on the active member reads the whole rate, in shrinking
+    # pieces of ceil(available / 11) each.
+    per_tick = defaultdict(int)
+    for when, size in got.per_tick():
+        per_tick[math.floor(when)] += size
+    assert [per_tick[tick] for tick in range(1, 6)] == [1100] * 5
 
 
 async def test_RateLimitGroup_membership_errors() -> None:
