@@ -265,7 +265,7 @@ class _GroupCore(Generic[M]):
     resume the group, and 0 disables it.
     """
 
-    __slots__ = ("bucket", "members", "min_share", "rng", "sides")
+    __slots__ = ("bucket", "members", "min_share", "positions", "rng", "sides")
 
     def __init__(
         self,
@@ -276,7 +276,8 @@ class _GroupCore(Generic[M]):
         rng: random.Random | None = None,
     ) -> None:
         self.bucket = _TokenBucket(config, now)
-        self.members: list[M] = []
+        self.members: list[M] = []  # in the order they were added
+        self.positions: dict[M, int] = {}  # member -> its index in members
         self.min_share = min_share
         self.rng = rng
         self.sides: tuple[_Side[M], _Side[M]] = (_Side(), _Side())
@@ -324,7 +325,7 @@ class _GroupCore(Generic[M]):
         if side.suspended:
             side.waiting.add(member)
             return 0
-        side.cursor = self.members.index(member) + 1  # the next round starts after it
+        side.cursor = self.positions[member] + 1  # the next round starts after it
         self._grant(direction, member, self._share(direction))
         return side.granted[member]
 
@@ -335,7 +336,8 @@ class _GroupCore(Generic[M]):
         side.reserved -= side.reserved_by.pop(member, 0)
         self.bucket.consume(direction, used)
         side.total += used
-        self._settle(direction, self._resume_level(direction))
+        if side.suspended or self.available(direction) <= 0:  # else: nobody waits
+            self._settle(direction, self._resume_level(direction))
 
     def withdraw(self, direction: int, member: M) -> None:
         """*member* no longer wants to move bytes: forget its wait, return its grant."""
@@ -359,13 +361,16 @@ class _GroupCore(Generic[M]):
             self._settle(direction, self._resume_level(direction))
 
     def add(self, member: M) -> None:
+        self.positions[member] = len(self.members)
         self.members.append(member)
 
     def remove(self, member: M) -> None:
         for direction in _DIRECTIONS:
             self.withdraw(direction, member)
-        index = self.members.index(member)
+        index = self.positions.pop(member)
         del self.members[index]
+        for position, other in enumerate(self.members[index:], index):
+            self.positions[other] = position
         for side in self.sides:
             if index < side.cursor:
                 side.cursor -= 1
