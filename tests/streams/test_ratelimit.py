@@ -432,13 +432,14 @@ async def test_RateLimitedStream_read_limit_moves_exactly_rate_per_tick(
     limited = RateLimitedStream(b, TokenBucketConfig(100, 100, 1, 1, tick=0.5))
     await a.send_all(b"r" * 1000)
     await a.send_eof()
+    assert await limited.receive_some(30) == b"r" * 30  # max_bytes below the tokens
+    assert limited.max_to_read == 70
     arrivals = Arrivals()
     await arrivals.collect(limited)
-    assert arrivals.per_tick() == [(t * 0.5, 100) for t in range(10)]
+    assert arrivals.per_tick() == [(0.0, 70)] + [(t * 0.5, 100) for t in range(1, 10)]
+    assert trio.current_time() == 5.0  # EOF came with the next tokens, and cost none
     assert limited.statistics().bytes_read == 1000
-    # A smaller max_bytes is honoured too.
-    assert limited.max_to_read == 100
-    assert await limited.receive_some(30) == b""  # EOF costs nothing
+    assert limited.read_limit == 100
 
 
 async def test_RateLimitedStream_burst_after_idle_ticks(
