@@ -27,6 +27,7 @@ from .errors import FileSegmentError as FileSegmentError
 from .errors import ForeignEventError as ForeignEventError
 from .errors import IncompleteReadError as IncompleteReadError
 from .errors import LineTooLongError as LineTooLongError
+from .errors import RateLimitGroupError as RateLimitGroupError
 from .errors import ReadTimeoutError as ReadTimeoutError
 from .errors import ReentrantLoopError as ReentrantLoopError
 from .errors import ReservationError as ReservationError

@@ -22,6 +22,7 @@ __all__ = (
     "ForeignEventError",
     "IncompleteReadError",
     "LineTooLongError",
+    "RateLimitGroupError",
     "ReadTimeoutError",
     "ReentrantLoopError",
     "ReservationError",
@@ -466,3 +467,20 @@ class DirtyShutdownError(TLSError):
             reason=reason,
             library=library,
         )
+
+
+class RateLimitGroupError(EvtrioError):
+    """A rate-limited stream joined a group while in one, or left a group it is not in.
+
+    A stream belongs to at most one :class:`~evtrio.streams.RateLimitGroup` at a time;
+    to move it, remove it from its group first. Nothing was changed.
+
+    Attributes:
+      stream: the stream.
+      group: the group the stream is in now, or ``None``.
+    """
+
+    def __init__(self, message: str, *, stream: object, group: object | None) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.group = group

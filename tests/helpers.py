@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+import trio
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -87,3 +89,22 @@ def echo_round_trip(address: tuple[str, int], data: bytes, *, timeout: float = 6
 def _read_all(sock: socket.socket, into: bytearray) -> None:
     while chunk := sock.recv(1 << 16):
         into += chunk
+
+
+class NotHalfCloseable(trio.abc.Stream):
+    """A plain Stream (like trio.SSLStream) over *inner*: no send_eof."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -37,3 +37,15 @@ def test_example_buffered_tour_matches_docs() -> None:
 
 def test_example_tls_echo_matches_docs() -> None:
     assert run_example("tls_echo.py") == documented_output("tls.md", "tls_echo.py")
+
+
+def test_example_ratelimit_stream_matches_docs() -> None:
+    assert run_example("ratelimit_stream.py") == documented_output(
+        "ratelimit.md", "ratelimit_stream.py"
+    )
+
+
+def test_example_ratelimit_group_matches_docs() -> None:
+    assert run_example("ratelimit_group.py") == documented_output(
+        "ratelimit.md", "ratelimit_group.py"
+    )

@@ -17,6 +17,14 @@ from .buffered import start_buffered_stream as start_buffered_stream
 from .connect import open_tcp_stream as open_tcp_stream
 from .flush import FlushMode as FlushMode
 from .flush import SupportsFlush as SupportsFlush
+from .ratelimit import DEFAULT_MIN_SHARE as DEFAULT_MIN_SHARE
+from .ratelimit import RATE_LIMIT_MAX as RATE_LIMIT_MAX
+from .ratelimit import HalfCloseableRateLimitedStream as HalfCloseableRateLimitedStream
+from .ratelimit import RateLimitedStream as RateLimitedStream
+from .ratelimit import RateLimitedStreamStatistics as RateLimitedStreamStatistics
+from .ratelimit import RateLimitGroup as RateLimitGroup
+from .ratelimit import RateLimitGroupStatistics as RateLimitGroupStatistics
+from .ratelimit import TokenBucketConfig as TokenBucketConfig
 from .tls import TCPConnector as TCPConnector
 from .tls import TLSListener as TLSListener
 from .tls import TLSStream as TLSStream
