@@ -274,9 +274,13 @@ class BufferedStream(trio.abc.Stream):
             cls = HalfCloseableBufferedStream
         elif cls is HalfCloseableBufferedStream and not half_closeable:
             raise TypeError(f"{transport!r} is not half-closeable: use BufferedStream")
-        return super().__new__(cls)
+        self = super().__new__(cls)
+        self._setup(transport, **options)
+        return self
 
-    def __init__(
+    # Construction happens in __new__ alone: with an __init__ as well, type checkers
+    # would ignore the overloads above and type every stream as a plain BufferedStream.
+    def _setup(
         self,
         transport: trio.abc.Stream,
         *,
