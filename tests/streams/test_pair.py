@@ -249,7 +249,7 @@ async def test_PairedStream_statistics_and_repr() -> None:
     assert await b.receive_some(2) == b"12"
     stats = a.statistics()
     assert (stats.max_buffer, stats.bytes_sent, stats.output_buffered) == (50, 5, 3)
-    assert not (stats.eof_sent or stats.closed or stats.partner_closed)
+    assert (stats.eof_sent, stats.closed, stats.partner_closed) == (False, False, False)
     assert b.statistics().bytes_received == 2
     assert repr(b) == "<PairedStream open in=3 out=0 max_buffer=50>"
 
