@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import trio
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,3 +30,22 @@ def documented_output(chapter: str, example: str) -> str:
     match = re.search(include + r".*?```text\n(.*?)```", text, re.S)
     assert match, f"{chapter} shows no output for {example}"
     return match.group(1)
+
+
+class NotHalfCloseable(trio.abc.Stream):
+    """A plain Stream (like trio.SSLStream): no send_eof."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 import trio.testing
+from helpers import NotHalfCloseable
 
 from evtrio import EOL, LineTooLongError
 from evtrio.errors import (
@@ -136,25 +137,6 @@ def test_BufferedStream_is_half_closeable_exactly_when_its_transport_is() -> Non
     assert not hasattr(stream, "send_eof")
     with pytest.raises(TypeError, match="not half-closeable"):
         HalfCloseableBufferedStream(tls_like)
-
-
-class NotHalfCloseable(trio.abc.Stream):
-    """A plain Stream (like trio.SSLStream): no send_eof."""
-
-    def __init__(self, inner: trio.abc.Stream) -> None:
-        self.inner = inner
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self.inner.receive_some(max_bytes)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 # ---------------------------------------------------------------------- helpers for behaviour tests
