@@ -272,10 +272,13 @@ class FilterStream(trio.abc.Stream):
             state = "broken"
         else:
             state = "open"
+        # Without a filter, the bytes read are the bytes received (and sent, written).
+        filtering_in = self._input_filter is not None
+        filtering_out = self._output_filter is not None
         return FilterStreamStatistics(
             bytes_read=self._bytes_read,
-            bytes_received=self._bytes_received,
-            bytes_sent=self._bytes_sent,
+            bytes_received=self._bytes_received if filtering_in else self._bytes_read,
+            bytes_sent=self._bytes_sent if filtering_out else self._bytes_written,
             bytes_written=self._bytes_written,
             input_pending=len(self._source_in),
             input_buffered=len(self._input),
@@ -303,16 +306,25 @@ class FilterStream(trio.abc.Stream):
 
         Cancellation: safe; no byte read from the transport is lost.
         """
-        if max_bytes is None:
-            limit = self._input_limit
-        else:
+        limit = self._input_limit
+        if max_bytes is not None and max_bytes < limit:
             limit = operator.index(max_bytes)
             if limit < 1:
                 raise ValueError("max_bytes must be >= 1")
-            limit = min(limit, self._input_limit)
         with self._receive_conflict:
             if self._closed:
                 raise trio.ClosedResourceError("the stream is closed")
+            if self._input_filter is None:  # passing through: the transport's own call
+                try:
+                    raw = await self.transport_stream.receive_some(limit)
+                except trio.BrokenResourceError:
+                    self._raise_if_closed()
+                    raise
+                if not raw:
+                    self._eof_received = True
+                    return b""
+                self._bytes_read += len(raw)  # statistics() reports it received too
+                return raw if type(raw) is bytes else bytes(raw)
             filtered = self._input
             if filtered:
                 await checkpoint_if_cancelled()
@@ -320,8 +332,6 @@ class FilterStream(trio.abc.Stream):
                 self._bytes_received += len(data)
                 await cancel_shielded_checkpoint()
                 return data
-            if self._input_filter is None:
-                return await self._receive_through(limit)
             await checkpoint_if_cancelled()
             waited = await self._fill_input()
             data = filtered.remove(limit)
@@ -329,21 +339,6 @@ class FilterStream(trio.abc.Stream):
             if not waited:
                 await cancel_shielded_checkpoint()
             return data
-
-    async def _receive_through(self, limit: int) -> bytes:
-        """No input filter: straight from the transport."""
-        try:
-            data = await self.transport_stream.receive_some(limit)
-        except trio.BrokenResourceError:
-            self._raise_if_closed()
-            raise
-        if not data:
-            self._eof_received = True
-            return b""
-        size = len(data)
-        self._bytes_read += size
-        self._bytes_received += size
-        return data if type(data) is bytes else bytes(data)
 
     async def _fill_input(self) -> bool:
         """Run the input filter, reading from the transport as it needs, until some
@@ -463,25 +458,21 @@ class FilterStream(trio.abc.Stream):
         cancel before that leaves the stream as it was.
         """
         with self._send_conflict:
-            self._check_sendable()
-            if self._output_filter is None:
-                await self._send_through(data)
+            if self._closed or self._eof_sent or self._output_error is not None:
+                self._check_sendable()
+            if self._output_filter is None:  # passing through: the transport's own call
+                try:
+                    await self.transport_stream.send_all(data)
+                except trio.BrokenResourceError:
+                    self._raise_if_closed()
+                    raise
+                # statistics() reports this as sent too
+                self._bytes_written += len(data) if type(data) is bytes else memoryview(data).nbytes
                 return
             await checkpoint_if_cancelled()
             self._queue(data)
             if not await self._flush_output(self._send_mode):
                 await cancel_shielded_checkpoint()
-
-    async def _send_through(self, data: bytes | bytearray | memoryview) -> None:
-        """No output filter: straight to the transport."""
-        try:
-            await self.transport_stream.send_all(data)
-        except trio.BrokenResourceError:
-            self._raise_if_closed()
-            raise
-        size = len(data) if type(data) is bytes else memoryview(data).nbytes
-        self._bytes_sent += size
-        self._bytes_written += size
 
     def _queue(self, data: BytesLike) -> None:
         """Put *data* in the output filter's source; ``bytes`` are not copied."""
