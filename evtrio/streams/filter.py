@@ -521,15 +521,16 @@ class FilterStream(trio.abc.Stream):
             piece = views[0] if len(views) == 1 else b"".join(views)
             try:
                 await transport.send_all(piece)
-            except trio.Cancelled as exc:
-                self._output_error = trio.BrokenResourceError(
-                    "a send was cancelled while the transport was writing filtered bytes"
-                )
-                self._output_error.__cause__ = exc
-                raise
             except trio.BrokenResourceError as exc:
                 self._output_error = exc
                 self._raise_if_closed()
+                raise
+            except BaseException:
+                # Cancelled (or anything else) mid-write: the transport may have taken
+                # part of the piece, and the filtered stream cannot be resumed.
+                self._output_error = trio.BrokenResourceError(
+                    "a send was interrupted while the transport was writing filtered bytes"
+                )
                 raise
             filtered.drain(len(piece))
             self._bytes_written += len(piece)
@@ -577,21 +578,21 @@ class FilterStream(trio.abc.Stream):
             if self._eof_sent:
                 await checkpoint()
                 return
-            self._raise_output_error()
             transport = self.transport_stream
-            if mode is FlushMode.FINISHED and not isinstance(
-                transport, trio.abc.HalfCloseableStream | SupportsFlush
-            ):
-                raise TypeError(f"{transport!r} cannot half-close or flush(FINISHED)")
+            if mode is FlushMode.FINISHED:
+                if isinstance(transport, trio.abc.HalfCloseableStream):
+                    await self._finish_sending()
+                    return
+                if not isinstance(transport, SupportsFlush):
+                    raise TypeError(f"{transport!r} cannot half-close or flush(FINISHED)")
+            self._raise_output_error()
             await checkpoint_if_cancelled()
             waited = False
             if self._output_filter is not None:
                 waited = await self._flush_output(mode)
             if mode is FlushMode.FINISHED:
                 self._eof_sent = True
-            if mode is FlushMode.FINISHED and isinstance(transport, trio.abc.HalfCloseableStream):
-                await transport.send_eof()
-            elif isinstance(transport, SupportsFlush):
+            if isinstance(transport, SupportsFlush):
                 await transport.flush(mode)
             elif not waited:
                 await cancel_shielded_checkpoint()

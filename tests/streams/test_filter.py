@@ -448,7 +448,7 @@ async def test_FilterStream_cancel_while_the_transport_writes_breaks_sending() -
         await stream.send_all(b"half a block may have gone\n")
     with pytest.raises(trio.BrokenResourceError, match="failed earlier") as info:
         await stream.send_all(b"more")
-    assert "cancelled while the transport was writing" in str(info.value.__cause__)
+    assert "interrupted while the transport was writing" in str(info.value.__cause__)
     assert stream.statistics().state == "broken"
     await stream.aclose()
     await y.aclose()
