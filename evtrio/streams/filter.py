@@ -397,7 +397,9 @@ class FilterStream(trio.abc.Stream):
         mode: FlushMode,
     ) -> bool:
         """Call the filter until it can do no more or *destination* holds *limit*
-        bytes; True in the second case (more may come once it is emptied)."""
+        bytes. True when it may do more once *destination* is emptied: it is full, or
+        the filter stopped while it had less than *limit* of room (it may need more
+        room than that, for a header say)."""
         flt = self._input_filter if direction == "input" else self._output_filter
         assert flt is not None
         while True:
@@ -415,9 +417,9 @@ class FilterStream(trio.abc.Stream):
             if result is not FilterResult.OK:
                 if result is not FilterResult.NEED_MORE:
                     raise FilterError(direction, flt, f"returned {result!r}, not a FilterResult")
-                return False
+                return room < limit
             if (len(source), len(destination)) == before:
-                return False  # OK without progress counts as NEED_MORE, or it would spin
+                return room < limit  # OK without progress counts as NEED_MORE, or it would spin
 
     def _raise_if_closed(self) -> None:
         if self._closed:

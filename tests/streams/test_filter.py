@@ -328,6 +328,25 @@ async def test_FilterStream_output_filter_failures(outcome: object, message: str
     await stream.aclose()  # the broken direction is not flushed, the stream closes
 
 
+async def test_FilterStream_retries_a_filter_that_needs_more_room() -> None:
+    def framer(source: Buffer, destination: Buffer, limit: int, mode: FlushMode) -> FilterResult:
+        if not source or limit < 3:  # a 2-byte header and at least 1 byte of payload
+            return FilterResult.NEED_MORE
+        payload = source.remove(min(limit - 2, 7))
+        destination.add(len(payload).to_bytes(2, "big") + payload)
+        return FilterResult.OK
+
+    x, y = trio.testing.memory_stream_pair()
+    stream = FilterStream(x, output_filter=framer, output_limit=10)
+    await stream.send_all(b"abcdefghij")  # a 9-byte frame leaves 1 byte of room: too small
+    wire = b""
+    with trio.fail_after(5):  # before the retry, the last 3 bytes never left
+        while len(wire) < 14:
+            wire += await y.receive_some()
+    assert wire == b"\x00\x07abcdefg\x00\x03hij"
+    assert stream.statistics().output_pending == 0
+
+
 async def test_FilterStream_OK_without_progress_does_not_spin() -> None:
     x, _ = trio.testing.memory_stream_pair()
     calls = 0
