@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 import trio.testing
-from helpers import NotHalfCloseable
+from helpers import NotHalfCloseable, send_in_pieces
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -483,11 +483,7 @@ async def test_FilterStream_random_receive_cancels_lose_nothing(case: str) -> No
     cancelled = 0
 
     async def send() -> None:
-        view = memoryview(payload)
-        while view:
-            size = rng.randint(1, 4000)
-            await sender.send_all(view[:size])
-            view = view[size:]
+        await send_in_pieces(sender, payload, rng, 4000)
         await sender.send_eof()
 
     with trio.fail_after(60):
@@ -621,6 +617,13 @@ def one_byte_at_a_time(data: bytes) -> list[bytes]:
     return [data[i : i + 1] for i in range(len(data))]
 
 
+def check_whole_and_bytewise(make: Callable[[], Filter], data: bytes, expected: bytes) -> None:
+    """The first two of the three ways: all of *data* at once, then one byte at a time
+    with a limit of 1 (the third, trailing bytes, is each filter's own)."""
+    assert feed(make(), [data]) == expected
+    assert feed(make(), one_byte_at_a_time(data), limit=1) == expected
+
+
 TEXT = b"".join(b"%d bottles of beer on the wall\n" % i for i in range(300))
 
 
@@ -629,9 +632,7 @@ def test_InflateFilter_three_ways(fmt: str) -> None:
     wbits = {"zlib": 15, "gzip": 31, "raw": -15}[fmt]
     compressor = zlib.compressobj(6, zlib.DEFLATED, wbits)
     compressed = compressor.compress(TEXT) + compressor.flush()
-    assert feed(InflateFilter(format=fmt), [compressed]) == TEXT  # type: ignore[arg-type]
-    byte_fed = feed(InflateFilter(format=fmt), one_byte_at_a_time(compressed), limit=100)  # type: ignore[arg-type]
-    assert byte_fed == TEXT
+    check_whole_and_bytewise(lambda: InflateFilter(format=fmt), compressed, TEXT)  # type: ignore[arg-type]
     # Trailing bytes stay put: the stream's data comes out, then ERROR, "tail" untouched.
     inflate = InflateFilter(format=fmt)  # type: ignore[arg-type]
     source = Buffer(compressed + b"tail")
@@ -718,8 +719,7 @@ def test_DeflateFilter_respects_the_limit_on_input() -> None:
 def test_CRLFToLFFilter_three_ways() -> None:
     wire = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody\rwith a lone CR\n\r"
     expected = b"GET / HTTP/1.1\nHost: x\n\nbody\rwith a lone CR\n\r"
-    assert feed(CRLFToLFFilter(), [wire]) == expected
-    assert feed(CRLFToLFFilter(), one_byte_at_a_time(wire), limit=1) == expected
+    check_whole_and_bytewise(CRLFToLFFilter, wire, expected)
     # Trailing bytes: a CR at the end of what arrived stays put until the next byte.
     crlf = CRLFToLFFilter()
     source = Buffer(b"line\r")
@@ -735,11 +735,15 @@ def test_CRLFToLFFilter_three_ways() -> None:
 def test_LFToCRLFFilter_three_ways() -> None:
     text = b"one\ntwo\r\n\nthree"
     expected = b"one\r\ntwo\r\r\n\r\nthree"
-    assert feed(LFToCRLFFilter(), [text]) == expected
-    assert feed(LFToCRLFFilter(), one_byte_at_a_time(text), limit=1) == expected
+    check_whole_and_bytewise(LFToCRLFFilter, text, expected)
+    # No trailing bytes are ever held back; a limit of 1 splits a CRLF across two calls.
     lf = LFToCRLFFilter()
-    source = Buffer(b"\n\n\n\nabc")
-    out, _ = run_filter(lf, source, FlushMode.NORMAL, limit=3)  # 3 bytes never split a CRLF
+    source, destination = Buffer(b"\nx"), Buffer()
+    assert lf(source, destination, 1, FlushMode.NORMAL) is FilterResult.OK
+    assert (bytes(destination), bytes(source)) == (b"\r", b"\nx")
+    assert lf(source, destination, 1, FlushMode.NORMAL) is FilterResult.OK
+    assert (bytes(destination), bytes(source)) == (b"\r\n", b"x")
+    out, _ = run_filter(lf, Buffer(b"\n\n\n\nabc"), FlushMode.NORMAL, limit=3)
     assert out == b"\r\n\r\n\r\n\r\nabc"
     assert repr(lf) == "LFToCRLFFilter()"
     assert repr(CRLFToLFFilter()) == "CRLFToLFFilter()"
