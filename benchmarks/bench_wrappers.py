@@ -147,7 +147,7 @@ def measure(cases: list[Case], *, repeat: int) -> dict[str, float]:
     """Payload bytes per second of each case (the best of *repeat* runs)."""
     rates: dict[str, float] = {}
     for case in cases:
-        seconds = best_of(lambda case=case: trio.run(_transfer, case), repeat=repeat)  # type: ignore[misc]
+        seconds = best_of(lambda case=case: trio.run(_transfer, case), repeat=repeat)
         rates[case.name] = case.total / seconds
     return rates
 

@@ -112,7 +112,6 @@ class Filter(Protocol):
         self, source: Buffer, destination: Buffer, limit: int, mode: FlushMode, /
     ) -> FilterResult:
         """Filter bytes from *source* into *destination* as *mode* allows."""
-        ...
 
 
 @final
@@ -204,14 +203,21 @@ class FilterStream(trio.abc.Stream):
         send_mode: FlushMode = FlushMode.NORMAL,
     ) -> FilterStream: ...
     def __new__(cls, transport: trio.abc.Stream, **options: Any) -> FilterStream:
+        # The set-up happens here, not in __init__: with both defined, type checkers
+        # would ignore the overloads above and never infer the half-closeable class.
         half_closeable = isinstance(transport, trio.abc.HalfCloseableStream)
         if cls is FilterStream and half_closeable:
             cls = HalfCloseableFilterStream
         elif cls is HalfCloseableFilterStream and not half_closeable:
             raise TypeError(f"{transport!r} is not half-closeable: use FilterStream")
-        return super().__new__(cls)
+        self = super().__new__(cls)
+        self._setup(transport, **options)
+        return self
 
-    def __init__(
+    transport_stream: trio.abc.Stream
+    """The stream this one wraps."""
+
+    def _setup(
         self,
         transport: trio.abc.Stream,
         *,
@@ -225,7 +231,6 @@ class FilterStream(trio.abc.Stream):
         if send_mode is FlushMode.FINISHED:
             raise ValueError("send_mode FINISHED would end the stream after the first send")
         self.transport_stream = transport
-        """The stream this one wraps."""
         self._input_filter = input_filter
         self._output_filter = output_filter
         self._input_limit = _check_limit("input_limit", input_limit)
