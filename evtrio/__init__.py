@@ -24,6 +24,8 @@ from .errors import EventMethodError as EventMethodError
 from .errors import EventStateError as EventStateError
 from .errors import EvtrioError as EvtrioError
 from .errors import FileSegmentError as FileSegmentError
+from .errors import FilterError as FilterError
+from .errors import FilterLimitError as FilterLimitError
 from .errors import ForeignEventError as ForeignEventError
 from .errors import IncompleteReadError as IncompleteReadError
 from .errors import LineTooLongError as LineTooLongError

@@ -19,6 +19,8 @@ __all__ = (
     "EventStateError",
     "EvtrioError",
     "FileSegmentError",
+    "FilterError",
+    "FilterLimitError",
     "ForeignEventError",
     "IncompleteReadError",
     "LineTooLongError",
@@ -484,3 +486,43 @@ class RateLimitGroupError(EvtrioError):
         super().__init__(message)
         self.stream = stream
         self.group = group
+
+
+class FilterError(EvtrioError, trio.BrokenResourceError):
+    """A filter stream's filter failed; that direction of the stream is broken.
+
+    Raised when a filter returns ``FilterResult.ERROR`` or raises (the exception is the
+    ``__cause__``), and when bytes are left unfiltered at the end of a stream. Also a
+    :exc:`trio.BrokenResourceError`: later operations in that direction raise that.
+
+    Attributes:
+      direction: ``"input"`` (receiving) or ``"output"`` (sending).
+      filter: the filter that failed.
+      reason: what went wrong, when known (a filter's ``error`` attribute).
+    """
+
+    def __init__(
+        self, direction: Literal["input", "output"], filter: object, reason: str | None
+    ) -> None:
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"the {direction} filter {filter!r} failed{detail}")
+        self.direction: Literal["input", "output"] = direction
+        self.filter = filter
+        self.reason = reason
+
+
+class FilterLimitError(FilterError):
+    """A filter left more than ``max_pending`` unfiltered bytes in its source.
+
+    A filter that needs more input before it can produce anything (the rest of a
+    frame, say) may hold bytes back, but only so many.
+
+    Attributes:
+      max_pending: the limit that was exceeded.
+    """
+
+    def __init__(
+        self, direction: Literal["input", "output"], filter: object, max_pending: int
+    ) -> None:
+        super().__init__(direction, filter, f"more than max_pending={max_pending} bytes held back")
+        self.max_pending = max_pending

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 import trio
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,3 +109,14 @@ class NotHalfCloseable(trio.abc.Stream):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+async def send_in_pieces(
+    stream: trio.abc.SendStream, data: bytes, rng: random.Random, max_piece: int
+) -> None:
+    """Send *data* in pieces of random sizes, 1 to *max_piece* bytes each."""
+    view = memoryview(data)
+    while view:
+        size = rng.randint(1, max_piece)
+        await stream.send_all(view[:size])
+        view = view[size:]

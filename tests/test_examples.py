@@ -49,3 +49,17 @@ def test_example_ratelimit_group_matches_docs() -> None:
     assert run_example("ratelimit_group.py") == documented_output(
         "ratelimit.md", "ratelimit_group.py"
     )
+
+
+def test_example_pair_backpressure_matches_docs() -> None:
+    assert run_example("pair_backpressure.py") == documented_output(
+        "pairs.md", "pair_backpressure.py"
+    )
+
+
+def test_example_filter_zlib_matches_docs() -> None:
+    assert run_example("filter_zlib.py") == documented_output("filters.md", "filter_zlib.py")
+
+
+def test_example_filter_framer_matches_docs() -> None:
+    assert run_example("filter_framer.py") == documented_output("filters.md", "filter_framer.py")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 import trio.testing
-from helpers import NotHalfCloseable
+from helpers import NotHalfCloseable, send_in_pieces
 
 from evtrio import EOL, LineTooLongError
 from evtrio.errors import (
@@ -768,11 +768,7 @@ async def test_BufferedStream_random_cancels_lose_nothing(
         sender, receiver = BufferedStream(x), BufferedStream(y, read_high=8192)
 
     async def send() -> None:
-        view = memoryview(wire)
-        while view:
-            size = rng.randint(1, 3000)
-            await sender.send_all(view[:size])
-            view = view[size:]
+        await send_in_pieces(sender, wire, rng, 3000)
         await sender.send_eof()
 
     nursery.start_soon(send)
