@@ -54,6 +54,7 @@ from ..errors import (
     TLSHandshakeTimeoutError,
 )
 from .connect import open_tcp_stream
+from .flush import FlushMode, SupportsFlush
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -506,6 +507,35 @@ class TLSStream(trio.abc.Stream, Generic[T_Stream], metaclass=NoPublicConstructo
                 if error is None:
                     raise
                 raise error from exc.__cause__
+
+    async def flush(self, mode: FlushMode = FlushMode.FLUSH) -> None:
+        """Pass a flush down to the transport under the encryption.
+
+        TLS holds nothing back for a flush to push: every ``send_all`` encrypts and
+        hands whole records to the transport. So ``NORMAL`` and ``FLUSH`` flush the
+        transport when it supports ``flush(mode)`` (a compressing filter under TLS then
+        emits what it holds) and otherwise only checkpoint.
+
+        Raises:
+          TypeError: ``FINISHED``: TLS cannot end one direction; close the stream
+            with :meth:`aclose` (which sends ``close_notify``).
+          trio.ClosedResourceError: the stream is closed.
+          trio.BusyResourceError: another task is sending.
+
+        Cancellation: as the transport's flush.
+        """
+        if mode is FlushMode.FINISHED:
+            raise TypeError("TLS cannot half-close: use aclose() to end the stream")
+        with self._send_conflict:
+            if self._closed:
+                raise trio.ClosedResourceError("this TLS stream is closed")
+            transport: trio.abc.Stream = (
+                self.transport_stream
+            )  # not the TypeVar: mypy narrows it badly
+            if isinstance(transport, SupportsFlush):
+                await transport.flush(mode)
+            else:
+                await trio.lowlevel.checkpoint()
 
     @override
     async def wait_send_all_might_not_block(self) -> None:

@@ -21,6 +21,7 @@ import pytest
 import trio
 import trio.testing
 import trustme
+from helpers import NotHalfCloseable
 
 import evtrio
 from evtrio import (
@@ -1067,3 +1068,31 @@ def test_TLS_error_types_and_fields() -> None:
     for exc in (error, timeout, dirty, TLSError("x")):
         assert isinstance(exc, EvtrioError)
         assert isinstance(exc, trio.BrokenResourceError)
+
+
+class FlushRecorder(NotHalfCloseable):
+    """A transport with an evtrio-style flush that records the modes it was given."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        super().__init__(inner)
+        self.flushes: list[FlushMode] = []
+
+    async def flush(self, mode: FlushMode = FlushMode.FLUSH) -> None:
+        self.flushes.append(mode)
+        await trio.lowlevel.checkpoint()
+
+
+async def test_TLSStream_passes_flush_down() -> None:
+    a, b = trio.testing.memory_stream_pair()
+    recorder = FlushRecorder(a)
+    client, _ = tls_pair(recorder, b)
+    await client.flush()
+    await client.flush(FlushMode.NORMAL)
+    assert recorder.flushes == [FlushMode.FLUSH, FlushMode.NORMAL]
+    with pytest.raises(TypeError, match="cannot half-close"):
+        await client.flush(FlushMode.FINISHED)
+    plain_client, _ = memory_tls_pair()
+    await plain_client.flush()  # a transport without flush: only a checkpoint
+    await client.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        await client.flush()
