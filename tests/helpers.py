@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 import trio
 
 if TYPE_CHECKING:
@@ -120,3 +122,16 @@ async def send_in_pieces(
         size = rng.randint(1, max_piece)
         await stream.send_all(view[:size])
         view = view[size:]
+
+
+def require_program(name: str, package: str) -> str:
+    """The path of the peer program *name*; fail (never skip) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name} is not installed, and evtrio's interop tests need it. Install it as "
+            f"root:\n    apt-get update && apt-get install -y --no-install-recommends "
+            f"{package}\n(`make test` does this through scripts/install-peers.sh)",
+            pytrace=False,
+        )
+    return path

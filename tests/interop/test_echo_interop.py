@@ -8,30 +8,18 @@ missing one fails the test with the command that installs it.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from helpers import ROOT, running_server
+from helpers import ROOT, require_program, running_server
 
 HERE = Path(__file__).resolve().parent
 EVTRIO_ECHO = (sys.executable, "-m", "evtrio", "--quiet", "echo", "--port", "0")
 
 
-def require(program: str, package: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        pytest.fail(
-            f"{program} is missing: run `sh scripts/install-peers.sh` as root, or "
-            f"`apt-get install -y {package}`"
-        )
-    return path
-
-
 def test_echo_with_nc(tmp_path: Path) -> None:
-    nc = require("nc", "netcat-openbsd")
+    nc = require_program("nc", "netcat-openbsd")
     data = os.urandom(1 << 20) + b"\nlast line\n"
     (tmp_path / "in").write_bytes(data)
     with running_server(*EVTRIO_ECHO) as (host, port), (tmp_path / "in").open("rb") as source:
@@ -43,7 +31,7 @@ def test_echo_with_nc(tmp_path: Path) -> None:
 
 
 def test_echo_with_socat(tmp_path: Path) -> None:
-    socat = require("socat", "socat")
+    socat = require_program("socat", "socat")
     data = b"".join(b"line %d of the socat test\r\n" % i for i in range(20_000))
     with running_server(*EVTRIO_ECHO) as (host, port):
         result = subprocess.run(

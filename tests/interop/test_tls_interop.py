@@ -11,7 +11,6 @@ installs it (``make test`` installs them first through ``scripts/install-peers.s
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
 import ssl
 import subprocess
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 import trustme
+from helpers import require_program
 
 from evtrio import EOL, CertificateVerifyError, DirtyShutdownError, TLSHandshakeError
 from evtrio.streams import open_tls_stream, serve_tls
@@ -39,19 +39,6 @@ TIMEOUT = 30.0
 
 VERSIONS = {"tls13": "-tls1_3", "tls12": "-tls1_2"}
 """The peer's option that pins each protocol version."""
-
-
-def program(name: str, package: str) -> str:
-    """The path of the peer program *name*; fail (never skip) when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(
-            f"{name} is not installed, and evtrio's interop tests need it. Install it as "
-            f"root:\n    apt-get update && apt-get install -y --no-install-recommends "
-            f"{package}\n(`make test` does this through scripts/install-peers.sh)",
-            pytrace=False,
-        )
-    return path
 
 
 @dataclass(frozen=True)
@@ -112,7 +99,7 @@ async def openssl_s_server(*options: str) -> AsyncIterator[tuple[int, trio.Proce
     Yields the port and the process once it prints ``ACCEPT``. If another program took
     the port in between, it starts again on a new one.
     """
-    openssl = program("openssl", "openssl")
+    openssl = require_program("openssl", "openssl")
     for _ in range(5):
         port = free_port()
         process = await trio.lowlevel.open_process(
@@ -241,7 +228,7 @@ async def line_responder(stream: TLSStream[trio.SocketStream]) -> None:
 def s_client_command(pki: Pki, port: int, *options: str, trust: bool = True) -> list[str]:
     """``openssl s_client`` to 127.0.0.1:*port*, asking for "localhost" and requiring a
     verified certificate (trusting the test CA unless *trust* is off)."""
-    openssl = program("openssl", "openssl")
+    openssl = require_program("openssl", "openssl")
     command = [openssl, "s_client", "-connect", f"127.0.0.1:{port}"]
     command += ["-servername", "localhost", "-verify_return_error"]
     if trust:
@@ -374,7 +361,7 @@ async def http_responder(stream: TLSStream[trio.SocketStream], requests: list[by
 
 
 def curl_command(pki: Pki, port: int, path: str, *, trust: bool = True) -> list[str]:
-    curl = program("curl", "curl")
+    curl = require_program("curl", "curl")
     command = [curl, "--silent", "--show-error", "--max-time", "20"]
     command += ["--resolve", f"localhost:{port}:127.0.0.1"]
     if trust:
