@@ -14,19 +14,21 @@ from __future__ import annotations
 
 __all__ = (
     "BACKENDS",
-    "KNOWN_METHODS",
+    "Backend",
     "CLOSED",
     "ET",
     "FEATURE_EARLY_CLOSE",
     "FEATURE_ET",
     "FEATURE_FDS",
     "FEATURE_O1",
+    "KNOWN_METHODS",
     "READ",
+    "ThreadWaitBackend",
     "WRITE",
-    "Backend",
     "supported_backends",
 )
 
+import abc
 import contextlib
 import errno
 import os
@@ -74,7 +76,7 @@ def _check_open(fd: int) -> None:
     os.fstat(fd)
 
 
-class Backend:
+class Backend(abc.ABC):
     """One OS selector. Subclasses set :attr:`name` and :attr:`features`."""
 
     name: ClassVar[str]
@@ -84,32 +86,37 @@ class Backend:
         """The descriptor that is readable when a watched one is ready, or ``None``."""
         return None
 
+    @abc.abstractmethod
     def set(self, fd: int, old: int, new: int) -> None:
         """Change the interest in *fd* from mask *old* to mask *new* (``0``: none).
 
         Raises:
           OSError: the OS refused the descriptor (only when interest is added).
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def poll(self) -> list[tuple[int, int]]:
         """The ready descriptors and what they are ready for, without blocking."""
-        raise NotImplementedError
 
+    def close(self) -> None:  # noqa: B027 - most selectors hold an OS resource, not all
+        """Release the OS resources. Idempotent."""
+
+
+class ThreadWaitBackend(Backend):
+    """A selector with no descriptor of its own (poll, select): the base waits for it
+    in a worker thread, on a snapshot of the watched set."""
+
+    @abc.abstractmethod
     def snapshot(self) -> object:
         """What :meth:`wait_blocking` needs, taken in the Trio thread."""
-        raise NotImplementedError
 
     @staticmethod
+    @abc.abstractmethod
     def wait_blocking(snapshot: object, wake: socket.socket) -> None:
         """Block (in a worker thread) until a descriptor of *snapshot* or *wake* is ready.
 
         Closes *wake* before returning; errors only mean "go and look".
         """
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release the OS resources. Idempotent."""
 
 
 if sys.platform == "linux":
@@ -222,7 +229,7 @@ if sys.platform != "linux" and sys.platform != "win32":
             self._kqueue.close()
 
 
-class _Poll(Backend):
+class _Poll(ThreadWaitBackend):
     name = "poll"
     features = FEATURE_FDS
 
@@ -274,7 +281,7 @@ class _Poll(Backend):
             wake.close()
 
 
-class _Select(Backend):
+class _Select(ThreadWaitBackend):
     name = "select"
     features = FEATURE_FDS if sys.platform != "win32" else 0
 

@@ -1345,6 +1345,7 @@ class EventBase(metaclass=NoPublicConstructor):
     async def _wait_in_thread(self) -> None:
         """Block in a worker thread on a snapshot of the watched set (poll, select)."""
         backend = self._backend
+        assert isinstance(backend, _backends.ThreadWaitBackend)  # only these have no descriptor
         wake_in, wake_out = socket.socketpair()
         try:
             await trio.to_thread.run_sync(

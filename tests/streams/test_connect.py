@@ -203,7 +203,7 @@ class TrioHostnameResolver(trio.abc.HostnameResolver):
     async def getnameinfo(
         self, sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int
     ) -> tuple[str, str]:
-        raise NotImplementedError
+        raise AssertionError("open_tcp_stream never asks a resolver for names")
 
 
 async def test_open_tcp_stream_without_resolver_uses_trio_getaddrinfo() -> None:
