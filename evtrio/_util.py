@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ("ConflictDetector", "NoPublicConstructor", "stream_error", "translate_os_errors")
+__all__ = (
+    "ConflictDetector",
+    "NoPublicConstructor",
+    "byte_view",
+    "half_closeable_class",
+    "stream_error",
+    "translate_os_errors",
+)
 
 import errno
 from abc import ABCMeta
@@ -15,7 +22,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import TracebackType
 
+    from typing_extensions import Buffer as BytesLike
+
 T = TypeVar("T")
+S = TypeVar("S")
 
 _CLOSED_ERRNOS: Final = frozenset({errno.EBADF, errno.ENOTSOCK})
 """What a socket says when we closed it ourselves (another task may still be using it)."""
@@ -93,3 +103,32 @@ def translate_os_errors(what: str = "connection") -> Iterator[None]:
     except OSError as exc:
         error = stream_error(exc, what)
         raise error from (None if isinstance(error, trio.ClosedResourceError) else exc)
+
+
+def byte_view(data: BytesLike) -> memoryview:
+    """A flat, C-contiguous, unsigned-byte view of any bytes-like object (a copy only
+    when the object is not contiguous)."""
+    view = memoryview(data)
+    if not view.c_contiguous:
+        return memoryview(view.tobytes())
+    if view.format != "B" or view.ndim != 1:
+        return view.cast("B")
+    return view
+
+
+def half_closeable_class(cls: type[S], plain: type[S], half: type[S], transport: object) -> type[S]:
+    """The class a wrapper's ``__new__`` should build for *transport*.
+
+    ``Wrapper(transport)`` gives the half-closeable subclass exactly when *transport*
+    is a :class:`trio.abc.HalfCloseableStream`; naming the subclass directly over
+    another transport is refused.
+
+    Raises:
+      TypeError: *cls* is the half-closeable class and *transport* is not half-closeable.
+    """
+    half_closeable = isinstance(transport, trio.abc.HalfCloseableStream)
+    if cls is plain and half_closeable:
+        return half
+    if cls is half and not half_closeable:
+        raise TypeError(f"{transport!r} is not half-closeable: use {plain.__name__}")
+    return cls

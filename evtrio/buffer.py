@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Final, Protocol, final
 
+from ._util import byte_view
 from .errors import BufferFrozenError, FileSegmentError, LineTooLongError, ReservationError
 
 if TYPE_CHECKING:
@@ -224,16 +225,6 @@ class SocketLike(Protocol):
     def sendmsg(self, buffers: Iterable[memoryview], /) -> int: ...
 
 
-def _byte_view(data: BytesLike) -> memoryview:
-    """A flat, C-contiguous, unsigned-byte view of any bytes-like object."""
-    view = memoryview(data)
-    if not view.c_contiguous:
-        return memoryview(view.tobytes())
-    if view.format != "B" or view.ndim != 1:
-        return view.cast("B")
-    return view
-
-
 def _raise_collected(errors: list[Exception]) -> None:
     if len(errors) == 1:
         raise errors[0]
@@ -411,7 +402,7 @@ class Buffer:
                     self._run_callbacks_or_defer(orig, n, 0)
                 return
         else:
-            data = _byte_view(data)
+            data = byte_view(data)
             n = data.nbytes
         if not n:
             return
@@ -443,7 +434,7 @@ class Buffer:
         """
         if self._frozen_front:
             raise BufferFrozenError("front", "prepend")
-        stored = data if type(data) is bytes else _byte_view(data).tobytes()
+        stored = data if type(data) is bytes else byte_view(data).tobytes()
         n = len(stored)
         if n:
             self._chunks.appendleft(_Chunk(stored, None, 0, n, False, None))

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import array
 import errno
 
 import pytest
 import trio
+import trio.testing
 
-from evtrio._util import ConflictDetector, NoPublicConstructor, translate_os_errors
+from evtrio._util import (
+    ConflictDetector,
+    NoPublicConstructor,
+    byte_view,
+    half_closeable_class,
+    translate_os_errors,
+)
 
 
 def test_ConflictDetector_refuses_a_second_holder() -> None:
@@ -55,3 +63,25 @@ def test_NoPublicConstructor_combines_with_trio_abcs() -> None:
     with pytest.raises(TypeError, match="no public constructor"):
         Factory()
     assert isinstance(Factory._create(), trio.abc.AsyncResource)
+
+
+def test_byte_view_flattens_any_bytes_like() -> None:
+    assert byte_view(array.array("H", [1, 2])).tobytes() == array.array("H", [1, 2]).tobytes()
+    assert byte_view(memoryview(b"abcdef")[::2]).tobytes() == b"ace"  # copied: not contiguous
+    data = bytearray(b"xyz")
+    assert byte_view(data).obj is data  # contiguous bytes: no copy
+
+
+def test_half_closeable_class() -> None:
+    class Plain:
+        pass
+
+    class Half(Plain):
+        pass
+
+    half, _ = trio.testing.memory_stream_pair()
+    assert half_closeable_class(Plain, Plain, Half, half) is Half
+    assert half_closeable_class(Plain, Plain, Half, object()) is Plain
+    assert half_closeable_class(Half, Plain, Half, half) is Half
+    with pytest.raises(TypeError, match="not half-closeable: use Plain"):
+        half_closeable_class(Half, Plain, Half, object())

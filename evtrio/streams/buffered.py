@@ -55,7 +55,7 @@ from trio.lowlevel import (
 )
 from typing_extensions import override
 
-from .._util import ConflictDetector, stream_error
+from .._util import ConflictDetector, byte_view, half_closeable_class, stream_error
 from ..buffer import EOL, Buffer
 from ..errors import (
     DelimiterNotFoundError,
@@ -269,11 +269,7 @@ class BufferedStream(trio.abc.Stream):
         write_high: int = 0,
     ) -> BufferedStream: ...
     def __new__(cls, transport: trio.abc.Stream, **options: Any) -> BufferedStream:
-        half_closeable = isinstance(transport, trio.abc.HalfCloseableStream)
-        if cls is BufferedStream and half_closeable:
-            cls = HalfCloseableBufferedStream
-        elif cls is HalfCloseableBufferedStream and not half_closeable:
-            raise TypeError(f"{transport!r} is not half-closeable: use BufferedStream")
+        cls = half_closeable_class(cls, BufferedStream, HalfCloseableBufferedStream, transport)
         self = super().__new__(cls)
         self._setup(transport, **options)
         return self
@@ -1216,7 +1212,7 @@ class BufferedStream(trio.abc.Stream):
         if type(data) is bytes and (not high or len(output) + len(data) <= high):
             output.add(data)  # the common case: zero-copy for large bytes
         else:
-            view = _byte_view(data)
+            view = byte_view(data)
             while view:
                 room = high - len(output) if high else len(view)
                 if room <= 0:
@@ -1263,11 +1259,6 @@ def _check_timeout(value: float | None) -> float | None:
     if value is not None and not value >= 0:
         raise ValueError(f"a timeout must be >= 0 seconds or None, not {value!r}")
     return value
-
-
-def _byte_view(data: BytesLike) -> memoryview:
-    view = memoryview(data)
-    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 async def _maybe_await(result: object) -> None:

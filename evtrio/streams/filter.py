@@ -52,7 +52,7 @@ import trio
 from trio.lowlevel import cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled
 from typing_extensions import override
 
-from .._util import ConflictDetector
+from .._util import ConflictDetector, half_closeable_class
 from ..buffer import Buffer
 from ..errors import FilterError, FilterLimitError
 from .flush import FlushMode, SupportsFlush
@@ -205,11 +205,7 @@ class FilterStream(trio.abc.Stream):
     def __new__(cls, transport: trio.abc.Stream, **options: Any) -> FilterStream:
         # The set-up happens here, not in __init__: with both defined, type checkers
         # would ignore the overloads above and never infer the half-closeable class.
-        half_closeable = isinstance(transport, trio.abc.HalfCloseableStream)
-        if cls is FilterStream and half_closeable:
-            cls = HalfCloseableFilterStream
-        elif cls is HalfCloseableFilterStream and not half_closeable:
-            raise TypeError(f"{transport!r} is not half-closeable: use FilterStream")
+        cls = half_closeable_class(cls, FilterStream, HalfCloseableFilterStream, transport)
         self = super().__new__(cls)
         self._setup(transport, **options)
         return self

@@ -53,7 +53,7 @@ from trio.lowlevel import (
 )
 from typing_extensions import override
 
-from .._util import ConflictDetector, stream_error
+from .._util import ConflictDetector, half_closeable_class, stream_error
 from ..errors import RateLimitGroupError
 from ._socket import stdlib_socket
 from .flush import FlushMode, SupportsFlush
@@ -492,11 +492,9 @@ class RateLimitedStream(trio.abc.Stream):
     def __new__(
         cls, transport: trio.abc.Stream, config: TokenBucketConfig | None = None
     ) -> RateLimitedStream:
-        half_closeable = isinstance(transport, trio.abc.HalfCloseableStream)
-        if cls is RateLimitedStream and half_closeable:
-            cls = HalfCloseableRateLimitedStream
-        elif cls is HalfCloseableRateLimitedStream and not half_closeable:
-            raise TypeError(f"{transport!r} is not half-closeable: use RateLimitedStream")
+        cls = half_closeable_class(
+            cls, RateLimitedStream, HalfCloseableRateLimitedStream, transport
+        )
         self = super().__new__(cls)
         self._setup(transport, config)
         return self

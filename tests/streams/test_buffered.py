@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import os
 import random
 import socket
@@ -800,3 +801,13 @@ async def test_BufferedStream_random_cancels_lose_nothing(
     assert bytes(got) == wire
     await sender.aclose()
     await receiver.aclose()
+
+
+async def test_BufferedStream_write_behind_takes_strided_views(nursery: trio.Nursery) -> None:
+    x, y = trio.testing.memory_stream_pair()
+    sender = start_buffered_stream(nursery, x, write_high=4)
+    receiver = BufferedStream(y)
+    numbers = array.array("H", range(8))
+    strided = memoryview(numbers)[::2]  # not contiguous, not bytes, over write high
+    await sender.send_all(strided)  # type: ignore[arg-type]
+    assert await receiver.receive_exactly(8) == array.array("H", [0, 2, 4, 6]).tobytes()
